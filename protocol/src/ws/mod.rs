@@ -1,0 +1,3 @@
+//! RFC 6455 WebSocket: the opening handshake, frames, and their decoding and encoding.
+pub mod encode;
+pub mod frame;
