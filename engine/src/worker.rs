@@ -316,7 +316,13 @@ impl Worker {
         } else {
             ringcast_protocol::ws::encode::close(how.code, how.reason)
         });
-        let c = self.get_mut(key).expect("checked above");
+        let Some(c) = self
+            .conns
+            .get_mut(key.slot as usize)
+            .filter(|c| c.generation == key.generation)
+        else {
+            return;
+        };
         if how.drop_queue {
             c.out.drop_unstarted();
         }
