@@ -1,1 +1,52 @@
-//! ringcast engine
+//! # ringcast engine
+//!
+//! The server: a Pusher Channels protocol WebSocket server that Laravel Echo, pusher-js and the
+//! Pusher server SDKs use unchanged, built as one pinned thread per core, each with its own
+//! io_uring event loop.
+//!
+//! ## Invariants
+//!
+//! 1. **One thread per core, nothing mutable shared.** Each worker is an OS thread pinned with
+//!    `core_affinity`, running its own monoio runtime (io_uring through `FusionDriver`, or epoll
+//!    where io_uring is unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`; the start-up line names
+//!    the driver). A worker's state is an `Rc<RefCell<Worker>>` that only its thread touches.
+//!    The one path between workers is the [`mesh`] of crossbeam-channel queues. The one
+//!    exception is each app's atomic connection counter ([`app`]), which enforces
+//!    `max_connections` at the instant a connection opens.
+//! 2. **Own listener, own slab, own registry.** Each worker binds its own `SO_REUSEPORT`
+//!    listener, keeps its connections in a [`slab::Slab`] whose keys carry a generation
+//!    ([`ids::ConnKey`]) so a reused slot is never mistaken for its former occupant, and keeps
+//!    its own [`registry`] of channel subscriptions.
+//! 3. **Encode once.** A server frame is unmasked and therefore identical for every recipient:
+//!    a broadcast is encoded into one `bytes::Bytes`, and that buffer (by reference count) is
+//!    what every subscriber on every worker is sent.
+//! 4. **Bounded everything.** Request heads, bodies, frames and messages are bounded by
+//!    `ringcast_protocol::Limits`; each connection's outbound queue is bounded in bytes, and a
+//!    consumer that exceeds it is closed with 4100 and its queue freed.
+//! 5. **Small idle connections.** An idle connection holds no read buffer: its reader waits for
+//!    readiness and reads into the worker's scratch buffer ([`session`]). Liveness is one
+//!    sweep per worker per second, not a timer per connection.
+//! 6. **One owner per cluster-wide fact.** Connections per app: the app's atomic counter.
+//!    Channel subscribers: each worker for its own connections; a publish is resolved by every
+//!    worker against its own registry.
+//! 7. **Time and randomness enter the protocol crate as arguments**, so its tests are
+//!    deterministic.
+//!
+//! ## Data flow of a broadcast
+//! `POST /apps/{id}/events` → [`api`] verifies the signature and parses the body → the frame is
+//! encoded once → the mesh carries the same `Bytes` to every other worker → each worker writes
+//! it to its subscribers with non-blocking `sendmsg` ([`sys`]), queueing only what a full socket
+//! did not take, and a writer task flushes several queued frames per system call.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod conn;
+pub mod ids;
+pub mod mesh;
+pub mod pusher;
+pub mod registry;
+pub mod server;
+pub mod session;
+pub mod sys;
+pub mod worker;

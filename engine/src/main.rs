@@ -1,1 +1,83 @@
-fn main() {}
+//! The `ringcast` command.
+
+use std::collections::HashMap;
+
+use clap::{Parser, Subcommand};
+use ringcast::config::{Config, Overrides};
+
+/// ringcast: a Pusher-protocol, Laravel Reverb-compatible WebSocket server on io_uring.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the server.
+    ///
+    /// Settings come, lowest first, from built-in defaults, the TOML file given with --config,
+    /// a Laravel `.env` in the working directory, the environment (Reverb's REVERB_* names),
+    /// and these flags. With no app configured, one is generated and its credentials printed.
+    Start {
+        /// Address to listen on [default: 0.0.0.0, or REVERB_SERVER_HOST]
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to listen on [default: 8080, or REVERB_SERVER_PORT]
+        #[arg(long)]
+        port: Option<u16>,
+        /// Worker threads, each pinned to a core [default: one per available core]
+        #[arg(long)]
+        workers: Option<usize>,
+        /// TOML configuration file (server settings and any number of [[apps]])
+        #[arg(long, value_name = "FILE")]
+        config: Option<String>,
+        /// Path prefix in front of /app and /apps, as REVERB_SERVER_PATH [default: none]
+        #[arg(long)]
+        path: Option<String>,
+        /// Serve a WebSocket echo endpoint at /echo, for protocol conformance tests
+        #[arg(long)]
+        echo: bool,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RINGCAST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let Command::Start {
+        host,
+        port,
+        workers,
+        config,
+        path,
+        echo,
+    } = cli.command;
+    let flags = Overrides {
+        host,
+        port,
+        workers,
+        path,
+        echo,
+        config_file: config,
+    };
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let config = match Config::load(&flags, &cwd, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringcast: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = ringcast::server::run(config) {
+        eprintln!("ringcast: {e:#}");
+        std::process::exit(1);
+    }
+}

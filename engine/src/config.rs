@@ -1,0 +1,503 @@
+//! Server configuration, layered the way a Laravel app expects.
+//!
+//! Lowest first: built-in defaults, a TOML file (`--config`), a Laravel-style `.env` in the
+//! working directory, the process environment, and command-line flags. The environment layer
+//! understands Reverb's names (`REVERB_APP_ID`, `REVERB_SERVER_PORT`, ...), so an app's `.env`
+//! that was written for Laravel Reverb starts ringcast unchanged. Variables set in the process
+//! environment win over the `.env` file, as they do for Laravel itself.
+//!
+//! Every mistake stops start-up with one line that names the setting to fix.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rand::Rng;
+use ringcast_protocol::Limits;
+use serde::Deserialize;
+
+/// Who may send client events on an app (Reverb's `accept_client_events_from`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientEvents {
+    /// Only connections subscribed to the channel (the default, as Reverb and hosted Pusher).
+    Members,
+    /// Any connection of the app.
+    All,
+    /// Nobody: client events are refused.
+    None,
+}
+
+/// One app's settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// The app id the HTTP API uses in its paths (`/apps/{id}/...`).
+    pub id: String,
+    /// The public key clients connect with (`/app/{key}`).
+    pub key: String,
+    /// The secret that signs API requests and channel authorisations. Never logged.
+    pub secret: String,
+    /// Whether the app accepts connections (4003 when not).
+    pub enabled: bool,
+    /// Seconds of silence after which pusher-js pings (sent in `connection_established`).
+    /// Default 30, Reverb's default.
+    pub activity_timeout: u32,
+    /// Seconds of silence after which the server pings a connection. Default 60, as Reverb.
+    pub ping_interval: u32,
+    /// Seconds a pinged connection has to answer before it is closed with 4201. Default 30, the
+    /// wait pusher-js itself uses.
+    pub pong_timeout: u32,
+    /// Largest WebSocket message a client may send, in bytes. Default 10,000, as Reverb.
+    pub max_message_size: usize,
+    /// Most open connections for the app across all workers (4004 beyond); none by default.
+    pub max_connections: Option<u64>,
+    /// Origins allowed to open WebSocket connections; `*` and `*.example.com` wildcards.
+    /// Empty or `["*"]` allows every origin, and clients that send no `Origin` (servers, Node).
+    pub allowed_origins: Vec<String>,
+    /// Who may send client events.
+    pub accept_client_events_from: ClientEvents,
+    /// Whether subscribers get `pusher_internal:subscription_count` and the API answers
+    /// `info=subscription_count`.
+    pub subscription_count: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            key: String::new(),
+            secret: String::new(),
+            enabled: true,
+            activity_timeout: 30,
+            ping_interval: 60,
+            pong_timeout: 30,
+            max_message_size: 10_000,
+            max_connections: None,
+            allowed_origins: Vec::new(),
+            accept_client_events_from: ClientEvents::Members,
+            subscription_count: false,
+        }
+    }
+}
+
+/// The whole server's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// Worker threads, one per core by default.
+    pub workers: usize,
+    /// A path prefix in front of `/app/{key}` and `/apps/{id}` (Reverb's `REVERB_SERVER_PATH`,
+    /// pusher-js's `wsPath`), without a trailing slash; empty for none.
+    pub path_prefix: String,
+    /// Whether the `/echo` WebSocket endpoint (conformance testing) is enabled.
+    pub echo: bool,
+    /// Seconds the server waits on shutdown for clients to take their close frames.
+    pub shutdown_timeout: Duration,
+    /// Protocol limits shared by every app.
+    pub limits: Limits,
+    /// The apps served.
+    pub apps: Vec<AppConfig>,
+    /// Whether the single app was generated at start-up because none was configured.
+    pub generated: bool,
+}
+
+/// A configuration mistake, worded as what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("invalid config file {path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("cannot read .env: {0}")]
+    DotEnv(String),
+    #[error("{name} must be {expected}, got {value:?}")]
+    BadValue {
+        name: String,
+        expected: &'static str,
+        value: String,
+    },
+    #[error("app {0:?} has no secret: set REVERB_APP_SECRET or `secret` in the config file")]
+    MissingSecret(String),
+    #[error("an app needs an id and a key: set REVERB_APP_ID and REVERB_APP_KEY")]
+    MissingIdentity,
+    #[error("two apps share the {what} {value:?}; every app needs its own")]
+    Duplicate { what: &'static str, value: String },
+}
+
+/// The config file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    host: Option<String>,
+    port: Option<u16>,
+    workers: Option<usize>,
+    path: Option<String>,
+    echo: Option<bool>,
+    shutdown_timeout: Option<u64>,
+    max_request_size: Option<usize>,
+    apps: Vec<AppConfig>,
+}
+
+/// Values given on the command line (the highest layer).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub workers: Option<usize>,
+    pub path: Option<String>,
+    pub echo: bool,
+    pub config_file: Option<String>,
+}
+
+impl Config {
+    /// Loads every layer: `config_file`, `.env` in `cwd`, `env`, then `flags`.
+    pub fn load(
+        flags: &Overrides,
+        cwd: &Path,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = Config {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            path_prefix: String::new(),
+            echo: false,
+            shutdown_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+            apps: Vec::new(),
+            generated: false,
+        };
+        if let Some(path) = &flags.config_file {
+            cfg.apply_file(path)?;
+        }
+        let mut vars = read_dotenv(&cwd.join(".env"))?;
+        vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        cfg.apply_env(&vars)?;
+        if let Some(h) = &flags.host {
+            cfg.host = h.clone();
+        }
+        if let Some(p) = flags.port {
+            cfg.port = p;
+        }
+        if let Some(w) = flags.workers {
+            cfg.workers = w;
+        }
+        if let Some(p) = &flags.path {
+            cfg.path_prefix = normalise_prefix(p);
+        }
+        cfg.echo |= flags.echo;
+        cfg.finish()
+    }
+
+    fn apply_file(&mut self, path: &str) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            reason: e.message().to_string(),
+        })?;
+        if let Some(h) = file.host {
+            self.host = h;
+        }
+        if let Some(p) = file.port {
+            self.port = p;
+        }
+        if let Some(w) = file.workers {
+            self.workers = w;
+        }
+        if let Some(p) = file.path {
+            self.path_prefix = normalise_prefix(&p);
+        }
+        if let Some(e) = file.echo {
+            self.echo = e;
+        }
+        if let Some(s) = file.shutdown_timeout {
+            self.shutdown_timeout = Duration::from_secs(s);
+        }
+        if let Some(m) = file.max_request_size {
+            self.limits.max_request_body = m;
+        }
+        self.apps = file.apps;
+        Ok(())
+    }
+
+    fn apply_env(&mut self, vars: &HashMap<String, String>) -> Result<(), ConfigError> {
+        if let Some(v) = vars.get("REVERB_SERVER_HOST") {
+            self.host = v.clone();
+        }
+        if let Some(v) = vars.get("REVERB_SERVER_PORT") {
+            self.port = parse(v, "REVERB_SERVER_PORT", "a port number from 0 to 65535")?;
+        }
+        if let Some(v) = vars.get("REVERB_SERVER_PATH") {
+            self.path_prefix = normalise_prefix(v);
+        }
+        if let Some(v) = vars.get("REVERB_MAX_REQUEST_SIZE") {
+            self.limits.max_request_body =
+                parse(v, "REVERB_MAX_REQUEST_SIZE", "a size in bytes")?;
+        }
+        if let Some(v) = vars.get("RINGCAST_WORKERS") {
+            self.workers = parse(v, "RINGCAST_WORKERS", "a number of worker threads")?;
+        }
+        if let Some(v) = vars.get("RINGCAST_SHUTDOWN_TIMEOUT") {
+            self.shutdown_timeout =
+                Duration::from_secs(parse(v, "RINGCAST_SHUTDOWN_TIMEOUT", "seconds")?);
+        }
+        let names = [
+            "REVERB_APP_ID",
+            "REVERB_APP_KEY",
+            "REVERB_APP_SECRET",
+            "REVERB_APP_ACTIVITY_TIMEOUT",
+            "REVERB_APP_PING_INTERVAL",
+            "REVERB_APP_PONG_TIMEOUT",
+            "REVERB_APP_MAX_MESSAGE_SIZE",
+            "REVERB_APP_MAX_CONNECTIONS",
+        ];
+        if !names.iter().any(|n| vars.contains_key(*n)) {
+            return Ok(());
+        }
+        if self.apps.is_empty() {
+            self.apps.push(AppConfig::default());
+        }
+        let app = &mut self.apps[0];
+        if let Some(v) = vars.get("REVERB_APP_ID") {
+            app.id = v.clone();
+        }
+        if let Some(v) = vars.get("REVERB_APP_KEY") {
+            app.key = v.clone();
+        }
+        if let Some(v) = vars.get("REVERB_APP_SECRET") {
+            app.secret = v.clone();
+        }
+        if let Some(v) = vars.get("REVERB_APP_ACTIVITY_TIMEOUT") {
+            app.activity_timeout = parse(v, "REVERB_APP_ACTIVITY_TIMEOUT", "seconds")?;
+        }
+        if let Some(v) = vars.get("REVERB_APP_PING_INTERVAL") {
+            app.ping_interval = parse(v, "REVERB_APP_PING_INTERVAL", "seconds")?;
+        }
+        if let Some(v) = vars.get("REVERB_APP_PONG_TIMEOUT") {
+            app.pong_timeout = parse(v, "REVERB_APP_PONG_TIMEOUT", "seconds")?;
+        }
+        if let Some(v) = vars.get("REVERB_APP_MAX_MESSAGE_SIZE") {
+            app.max_message_size = parse(v, "REVERB_APP_MAX_MESSAGE_SIZE", "a size in bytes")?;
+        }
+        if let Some(v) = vars.get("REVERB_APP_MAX_CONNECTIONS") {
+            app.max_connections = if v.trim().is_empty() {
+                None
+            } else {
+                Some(parse(v, "REVERB_APP_MAX_CONNECTIONS", "a number of connections")?)
+            };
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Config, ConfigError> {
+        if self.workers == 0 {
+            return Err(ConfigError::BadValue {
+                name: "workers".into(),
+                expected: "at least 1",
+                value: "0".into(),
+            });
+        }
+        if self.apps.is_empty() {
+            self.apps.push(generated_app());
+            self.generated = true;
+        }
+        for app in &self.apps {
+            if app.id.is_empty() || app.key.is_empty() {
+                return Err(ConfigError::MissingIdentity);
+            }
+            if app.secret.is_empty() {
+                return Err(ConfigError::MissingSecret(app.id.clone()));
+            }
+            for (what, value) in [("activity_timeout", app.activity_timeout)] {
+                if value == 0 {
+                    return Err(ConfigError::BadValue {
+                        name: what.into(),
+                        expected: "at least 1 second",
+                        value: "0".into(),
+                    });
+                }
+            }
+        }
+        for (i, a) in self.apps.iter().enumerate() {
+            for b in &self.apps[..i] {
+                if a.id == b.id {
+                    return Err(ConfigError::Duplicate {
+                        what: "id",
+                        value: a.id.clone(),
+                    });
+                }
+                if a.key == b.key {
+                    return Err(ConfigError::Duplicate {
+                        what: "key",
+                        value: a.key.clone(),
+                    });
+                }
+            }
+        }
+        // The largest message any app accepts bounds the frame decoder.
+        let max_msg = self.apps.iter().map(|a| a.max_message_size).max().unwrap_or(0);
+        self.limits.max_message_size = max_msg;
+        self.limits.max_frame_size = max_msg;
+        Ok(self)
+    }
+
+    /// The lines a Laravel `.env` needs to reach this server, for printing at start-up.
+    pub fn laravel_env_block(&self) -> String {
+        let app = &self.apps[0];
+        let host = if self.host == "0.0.0.0" || self.host == "::" {
+            "localhost"
+        } else {
+            &self.host
+        };
+        format!(
+            "BROADCAST_CONNECTION=reverb\nREVERB_APP_ID={}\nREVERB_APP_KEY={}\nREVERB_APP_SECRET={}\nREVERB_HOST={}\nREVERB_PORT={}\nREVERB_SCHEME=http\n",
+            app.id, app.key, app.secret, host, self.port
+        )
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    value: &str,
+    name: &str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::BadValue {
+        name: name.into(),
+        expected,
+        value: value.into(),
+    })
+}
+
+/// `""`, `"/"` -> `""`; `"ws"`, `"/ws/"` -> `"/ws"`.
+pub fn normalise_prefix(p: &str) -> String {
+    let t = p.trim().trim_matches('/');
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("/{t}")
+    }
+}
+
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let mut vars = HashMap::new();
+    if !path.exists() {
+        return Ok(vars);
+    }
+    let iter = dotenvy::from_path_iter(path).map_err(|e| ConfigError::DotEnv(e.to_string()))?;
+    for item in iter {
+        let (k, v) = item.map_err(|e| ConfigError::DotEnv(e.to_string()))?;
+        vars.insert(k, v);
+    }
+    Ok(vars)
+}
+
+fn generated_app() -> AppConfig {
+    let mut rng = rand::thread_rng();
+    let alnum = |rng: &mut rand::rngs::ThreadRng, n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                let c = rng.gen_range(0..36u8);
+                (if c < 10 { b'0' + c } else { b'a' + c - 10 }) as char
+            })
+            .collect()
+    };
+    AppConfig {
+        id: rng.gen_range(100_000..1_000_000u32).to_string(),
+        key: alnum(&mut rng, 20),
+        secret: alnum(&mut rng, 20),
+        ..AppConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn tmpdir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ringcast-cfg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn defaults_generate_an_app() {
+        let dir = tmpdir("defaults");
+        let cfg = Config::load(&Overrides::default(), &dir, &HashMap::new()).unwrap();
+        assert!(cfg.generated);
+        assert_eq!(cfg.port, 8080);
+        assert_eq!(cfg.host, "0.0.0.0");
+        assert_eq!(cfg.apps.len(), 1);
+        assert_eq!(cfg.apps[0].key.len(), 20);
+        assert!(cfg.laravel_env_block().contains("REVERB_APP_KEY="));
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tmpdir("layers");
+        let file = dir.join("ringcast.toml");
+        std::fs::write(
+            &file,
+            "port = 7000\nworkers = 3\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nactivity_timeout = 50\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(".env"),
+            "REVERB_SERVER_PORT=7001\nREVERB_APP_SECRET=fromdotenv\nREVERB_SERVER_PATH=ws/\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            config_file: Some(file.to_string_lossy().into()),
+            workers: Some(2),
+            ..Overrides::default()
+        };
+        let cfg = Config::load(
+            &flags,
+            &dir,
+            &env(&[("REVERB_SERVER_PORT", "7002"), ("REVERB_APP_MAX_CONNECTIONS", "5")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.port, 7002, "environment beats .env and file");
+        assert_eq!(cfg.workers, 2, "flags beat everything");
+        assert_eq!(cfg.apps[0].secret, "fromdotenv");
+        assert_eq!(cfg.apps[0].activity_timeout, 50);
+        assert_eq!(cfg.apps[0].max_connections, Some(5));
+        assert_eq!(cfg.path_prefix, "/ws");
+        assert!(!cfg.generated);
+    }
+
+    #[test]
+    fn mistakes_say_what_to_fix() {
+        let dir = tmpdir("mistakes");
+        let e = Config::load(
+            &Overrides::default(),
+            &dir,
+            &env(&[("REVERB_SERVER_PORT", "99999")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("REVERB_SERVER_PORT"), "{e}");
+        let e = Config::load(
+            &Overrides::default(),
+            &dir,
+            &env(&[("REVERB_APP_ID", "1"), ("REVERB_APP_KEY", "k")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("REVERB_APP_SECRET"), "{e}");
+        let flags = Overrides {
+            config_file: Some("/nonexistent/ringcast.toml".into()),
+            ..Overrides::default()
+        };
+        let e = Config::load(&flags, &dir, &HashMap::new()).unwrap_err();
+        assert!(e.to_string().contains("cannot read config file"), "{e}");
+    }
+}

@@ -1,0 +1,258 @@
+//! One open WebSocket connection, as its worker's slab holds it.
+//!
+//! A connection's entry is what the rest of the worker needs to reach it: its socket, its
+//! outbound queue, its subscriptions and its liveness clock. It deliberately holds no read
+//! buffer and no frame decoder state: those belong to the connection's reader task and are empty
+//! while the connection is idle. An idle connection costs this struct, a small reader future and
+//! its registry entries.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use monoio::net::TcpStream;
+use ringcast_protocol::pusher::socket_id::SocketId;
+
+use crate::ids::{AppIdx, ChanIdx};
+use crate::sys;
+
+/// What a connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnKind {
+    /// A Pusher protocol connection of an app.
+    App(AppIdx),
+    /// The conformance-testing echo endpoint.
+    Echo,
+}
+
+/// One subscription: the channel and this connection's position in the channel's list.
+#[derive(Clone, Copy, Debug)]
+pub struct Sub {
+    pub chan: ChanIdx,
+    pub pos: u32,
+}
+
+/// A connection in its worker's slab.
+pub struct Conn {
+    /// The slab slot's generation when this connection took it.
+    pub generation: u32,
+    /// The socket, shared with the reader and (while one runs) the writer task.
+    pub stream: Rc<TcpStream>,
+    /// The socket's descriptor, for the direct system calls.
+    pub fd: RawFd,
+    /// What the connection is for.
+    pub kind: ConnKind,
+    /// Its socket id (also for echo connections, where it is unused).
+    pub socket_id: SocketId,
+    /// Frames accepted for this connection that the socket has not taken yet.
+    pub out: OutQueue,
+    /// Channels it is subscribed to on this worker.
+    pub subs: Vec<Sub>,
+    /// Worker clock second of the last frame received.
+    pub last_seen: u32,
+    /// Worker clock second the server pinged it, while waiting for an answer.
+    pub pinged_at: Option<u32>,
+    /// Worker clock second the server started closing it.
+    pub closing_since: Option<u32>,
+    /// Whether a writer task is waiting for the socket to become writable.
+    pub writer_active: bool,
+    /// Client events: the second of the current window and the count within it.
+    pub client_events: (u32, u32),
+}
+
+impl Conn {
+    /// Whether the connection is being closed (it then receives nothing more).
+    pub fn is_closing(&self) -> bool {
+        self.closing_since.is_some()
+    }
+}
+
+/// A connection's bounded outbound queue of shared frames.
+///
+/// Frames are `Bytes` shared with every other recipient; the queue holds references, and only
+/// the unwritten tail of a partly written frame is a new slice of the same buffer.
+#[derive(Default)]
+pub struct OutQueue {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    /// Whether the front frame has been partly written (it must then be finished before anything
+    /// else, or the stream would be corrupt).
+    partial_front: bool,
+}
+
+/// What happened to a frame offered to a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// The socket took all of it.
+    Sent,
+    /// Some or all of it waits in the queue for the socket to become writable.
+    Queued,
+    /// The socket failed (reset peer): the connection must go.
+    Failed,
+}
+
+/// Most iovecs gathered into one `sendmsg`.
+const MAX_IOV: usize = 64;
+
+impl OutQueue {
+    /// Bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Offers `frame` to the socket: written at once when nothing is queued before it and the
+    /// socket takes it, else queued behind what waits.
+    pub fn offer(&mut self, fd: RawFd, frame: Bytes) -> Offer {
+        if !self.frames.is_empty() {
+            self.push(frame);
+            return Offer::Queued;
+        }
+        match sys::sendv(fd, &[IoSlice::new(&frame)]) {
+            Ok(n) if n == frame.len() => Offer::Sent,
+            Ok(n) => {
+                self.partial_front = n > 0;
+                self.push(frame.slice(n..));
+                Offer::Queued
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.push(frame);
+                Offer::Queued
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.push(frame);
+                Offer::Queued
+            }
+            Err(_) => Offer::Failed,
+        }
+    }
+
+    fn push(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    /// Writes as much as the socket takes, several frames per system call. `Ok(true)` when
+    /// the queue is empty afterwards.
+    pub fn flush(&mut self, fd: RawFd) -> io::Result<bool> {
+        while !self.frames.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            let mut total = 0;
+            for (slot, frame) in iov.iter_mut().zip(self.frames.iter()) {
+                *slot = IoSlice::new(frame);
+                total += frame.len();
+                count += 1;
+            }
+            let written = match sys::sendv(fd, &iov[..count]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.consume(written);
+            if written < total {
+                return Ok(false);
+            }
+        }
+        self.frames = VecDeque::new();
+        Ok(true)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.bytes -= n;
+        while n > 0 {
+            let front = self.frames.front_mut().expect("consumed more than queued");
+            if n >= front.len() {
+                n -= front.len();
+                self.frames.pop_front();
+                self.partial_front = false;
+            } else {
+                *front = front.slice(n..);
+                self.partial_front = true;
+                n = 0;
+            }
+        }
+    }
+
+    /// Drops every queued frame except the unwritten rest of a partly written one, which must
+    /// still go out before a close frame can follow it.
+    pub fn drop_unstarted(&mut self) {
+        let keep = if self.partial_front {
+            self.frames.pop_front()
+        } else {
+            None
+        };
+        self.frames.clear();
+        self.bytes = 0;
+        if let Some(f) = keep {
+            self.push(f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_full_socket_queues_and_flush_preserves_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let fd = server.as_raw_fd();
+        let mut q = OutQueue::default();
+        let frame = Bytes::from(vec![0xAB; 64 * 1024]);
+        let mut sent = 0usize;
+        let mut queued = false;
+        for _ in 0..200 {
+            match q.offer(fd, frame.clone()) {
+                Offer::Sent => sent += frame.len(),
+                Offer::Queued => queued = true,
+                Offer::Failed => panic!("socket failed"),
+            }
+        }
+        assert!(queued, "the peer never reads, so the socket must fill up");
+        let total = 200 * frame.len();
+        assert!(sent + q.bytes() <= total);
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut got = 0;
+            while got < total {
+                let n = client.read(&mut buf).unwrap();
+                assert!(buf[..n].iter().all(|b| *b == 0xAB));
+                got += n;
+            }
+            got
+        });
+        while !q.flush(fd).unwrap() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(reader.join().unwrap(), total);
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn drop_unstarted_keeps_a_partly_written_front() {
+        let mut q = OutQueue::default();
+        q.push(Bytes::from_static(b"abcdef"));
+        q.push(Bytes::from_static(b"ghij"));
+        q.consume(2);
+        q.drop_unstarted();
+        assert_eq!(q.bytes(), 4);
+        assert_eq!(&q.frames[0][..], b"cdef");
+        let mut q = OutQueue::default();
+        q.push(Bytes::from_static(b"abcdef"));
+        q.drop_unstarted();
+        assert!(q.is_empty());
+    }
+}

@@ -1,0 +1,197 @@
+//! Start-up and shutdown: one pinned thread per worker, each with its own runtime.
+//!
+//! Worker 0 binds first so that a port of 0 ("any free port") resolves to one port that every
+//! other worker then binds too, with `SO_REUSEPORT` so the kernel spreads new connections over
+//! the workers' listeners. The main thread then only waits for SIGTERM or SIGINT and relays it
+//! to every worker through the mesh; a second signal exits at once.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use monoio::net::{ListenerOpts, TcpListener};
+use monoio::{FusionDriver, FusionRuntime, RuntimeBuilder};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::app::Apps;
+use crate::config::Config;
+use crate::ids::ShardId;
+use crate::mesh::{Inbox, Mesh, MeshMsg};
+use crate::session::accept_loop;
+use crate::worker::{Shared, Worker};
+
+/// What a worker reports once its listener is bound.
+type Ready = Result<(SocketAddr, &'static str), String>;
+
+/// Runs the server until a signal stops it.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    install_panic_abort();
+    let workers = config.workers;
+    let (mesh, inboxes) = Mesh::new(workers);
+    let apps = Apps::new(&config.apps);
+    let host = config.host.clone();
+    let mut port = config.port;
+    let shared = Arc::new(Shared {
+        config,
+        apps,
+        mesh: mesh.clone(),
+    });
+    let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut handles = Vec::with_capacity(workers);
+    let mut driver = "";
+    for (i, inbox) in inboxes.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel::<Ready>();
+        let shared = shared.clone();
+        let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+        let addr = format!("{host}:{port}");
+        let handle = std::thread::Builder::new()
+            .name(format!("ringcast-w{i}"))
+            .spawn(move || worker_main(shared, inbox, core, addr, tx))
+            .context("spawning a worker thread")?;
+        handles.push(handle);
+        let (bound, drv) = rx
+            .recv()
+            .map_err(|_| anyhow!("worker {i} stopped while starting"))?
+            .map_err(|e| anyhow!(e))?;
+        port = bound.port();
+        driver = drv;
+    }
+    tracing::info!(workers, driver, "ringcast started");
+    println!("ringcast listening on {host}:{port} ({workers} workers, {driver})");
+    let shared_cfg = &shared.config;
+    if shared_cfg.generated {
+        println!(
+            "No app configured; generated one for this run. Put these lines in your Laravel .env:\n\n{}",
+            shared_cfg.laravel_env_block()
+        );
+    }
+    let mut signals = signals;
+    let mut forever = signals.forever();
+    if let Some(sig) = forever.next() {
+        tracing::info!(signal = sig, "shutting down");
+        for i in 0..mesh.len() {
+            mesh.send(ShardId(i as u16), MeshMsg::Shutdown);
+        }
+    }
+    let deadline = Instant::now() + shared.config.shutdown_timeout + Duration::from_secs(2);
+    drop(forever);
+    for h in handles {
+        while !h.is_finished() {
+            if Instant::now() > deadline {
+                tracing::warn!("workers did not finish before the shutdown deadline");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+/// A panicking worker must take the whole process down, loudly, so that systemd or supervisor
+/// restarts it: a server with one dead worker would keep accepting connections on that
+/// worker's listener and never serve them.
+fn install_panic_abort() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("ringcast: a worker panicked; aborting so the supervisor restarts the server");
+        std::process::abort();
+    }));
+}
+
+fn worker_main(
+    shared: Arc<Shared>,
+    inbox: Inbox,
+    core: Option<core_affinity::CoreId>,
+    addr: String,
+    ready: mpsc::Sender<Ready>,
+) {
+    if let Some(core) = core {
+        core_affinity::set_for_current(core);
+    }
+    let rt = RuntimeBuilder::<FusionDriver>::new()
+        .enable_timer()
+        .with_entries(4096)
+        .build();
+    let mut rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start the I/O runtime: {e}")));
+            return;
+        }
+    };
+    let driver = match &rt {
+        FusionRuntime::Uring(_) => "io_uring",
+        FusionRuntime::Legacy(_) => "epoll",
+    };
+    rt.block_on(async move {
+        let opts = ListenerOpts::new()
+            .reuse_port(true)
+            .reuse_addr(true)
+            .backlog(4096);
+        let listener = match TcpListener::bind_with_config(&addr, &opts) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
+                return;
+            }
+        };
+        let local = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
+                return;
+            }
+        };
+        let id = inbox.id();
+        let worker = Worker::new(id, shared.clone());
+        worker.borrow_mut().listener_fd = Some(listener.as_raw_fd());
+        tracing::debug!(worker = id.0, driver, "worker ready");
+        let _ = ready.send(Ok((local, driver)));
+        monoio::spawn(accept_loop(worker.clone(), listener));
+        monoio::spawn(sweep_loop(worker.clone()));
+        inbox_loop(worker, inbox, shared.config.shutdown_timeout).await;
+    });
+}
+
+/// Runs the liveness sweep once a second.
+async fn sweep_loop(worker: std::rc::Rc<std::cell::RefCell<Worker>>) {
+    loop {
+        monoio::time::sleep(Duration::from_secs(1)).await;
+        worker.borrow_mut().sweep();
+    }
+}
+
+/// Handles mesh messages; on shutdown, waits for the connections to drain (or the deadline).
+async fn inbox_loop(
+    worker: std::rc::Rc<std::cell::RefCell<Worker>>,
+    inbox: Inbox,
+    drain: Duration,
+) {
+    let mut batch = Vec::new();
+    loop {
+        inbox.recv_batch(&mut batch).await;
+        let mut w = worker.borrow_mut();
+        for msg in batch.drain(..) {
+            w.on_mesh(msg);
+        }
+        if w.shutting_down {
+            break;
+        }
+    }
+    let deadline = Instant::now() + drain;
+    while !worker.borrow().is_empty() && Instant::now() < deadline {
+        // Publishes accepted before the shutdown keep arriving while connections drain.
+        let _ = monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
+        let mut w = worker.borrow_mut();
+        for msg in batch.drain(..) {
+            w.on_mesh(msg);
+        }
+    }
+}

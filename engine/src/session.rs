@@ -1,0 +1,426 @@
+//! The life of one TCP connection, from accept to close.
+//!
+//! Every connection starts as HTTP/1.1. The head decides what it becomes: a WebSocket for an
+//! app (`/app/{key}`), the conformance echo endpoint (`/echo`, only when enabled), a Pusher
+//! HTTP API call (`/apps/{id}/...`, kept alive for the next call), or a health check (`/up`).
+//!
+//! Reading follows the engine's memory rule: a connection waits for *readiness* (an io_uring
+//! `PollAdd`, or epoll), never with a buffer parked in the kernel, and then reads into its
+//! worker's scratch buffer. Only bytes that do not yet form a whole frame are copied into a
+//! buffer of the connection's own, which is released as soon as it empties.
+//!
+//! There is exactly one task per socket that reads (this one), so no read is ever cancelled
+//! mid-flight; a connection that must end is told so by shutting down its socket, which wakes
+//! the reader with end-of-stream.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use monoio::net::{TcpListener, TcpStream};
+use ringcast_protocol::http::{self, Request};
+use ringcast_protocol::pusher::event::ServerEvent;
+use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig};
+use ringcast_protocol::ws::{encode, handshake};
+
+use crate::conn::ConnKind;
+use crate::ids::ConnKey;
+use crate::sys;
+use crate::worker::{Closing, NO_STATUS, Worker};
+
+/// Seconds an HTTP API connection may sit idle between requests.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(120);
+
+/// Accepts connections until the worker shuts down.
+pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
+    loop {
+        let accepted = listener.accept().await;
+        if worker.borrow().shutting_down {
+            return;
+        }
+        match accepted {
+            Ok((stream, _)) => {
+                monoio::spawn(connection(worker.clone(), stream));
+            }
+            Err(e) => {
+                // Out of descriptors or memory: the listener stays, the backlog waits.
+                tracing::warn!(error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// What the request head asked for.
+enum Target {
+    Health,
+    Api(String),
+    Echo,
+    App(String),
+    PathNotFound,
+    NotFound,
+}
+
+fn target(worker: &Worker, req: &Request) -> Target {
+    let cfg = &worker.shared.config;
+    let rel = strip_prefix(&req.path, &cfg.path_prefix);
+    if req.path == "/up" || rel == Some("/up") {
+        return Target::Health;
+    }
+    let upgrade = handshake::is_upgrade_request(req);
+    match rel {
+        Some(p) if p.starts_with("/apps/") => Target::Api(p.to_string()),
+        Some("/echo") if cfg.echo => Target::Echo,
+        Some(p) if p.starts_with("/app/") && p.len() > 5 && !p[5..].contains('/') => {
+            Target::App(p[5..].to_string())
+        }
+        _ if upgrade => Target::PathNotFound,
+        _ => Target::NotFound,
+    }
+}
+
+/// `path` without the configured prefix, if it is under it.
+fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(path);
+    }
+    path.strip_prefix(prefix).filter(|rest| rest.starts_with('/'))
+}
+
+/// Serves one accepted connection.
+async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
+    sys::set_nodelay(stream.as_raw_fd());
+    let stream = Rc::new(stream);
+    let (limits, handshake_timeout) = {
+        let w = worker.borrow();
+        let l = w.shared.config.limits.clone();
+        let t = Duration::from_millis(l.handshake_timeout_ms);
+        (l, t)
+    };
+    let mut buf = BytesMut::new();
+    let mut wait = handshake_timeout;
+    loop {
+        let req = loop {
+            match http::parse_request(&buf, &limits) {
+                Ok(Some(req)) => break req,
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = write_all(&stream, &http::json_error(e.status(), &e.to_string(), false)).await;
+                    return;
+                }
+            }
+            match read_more(&worker, &stream, &mut buf, wait).await {
+                Ok(true) => {}
+                Ok(false) if !buf.is_empty() => {
+                    let _ = write_all(&stream, &http::json_error(408, "Request timed out", false)).await;
+                    return;
+                }
+                _ => return,
+            }
+        };
+        let _ = buf.split_to(req.head_len);
+        let what = target(&worker.borrow(), &req);
+        match what {
+            Target::Health => {
+                let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
+                if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
+                    return;
+                }
+            }
+            Target::NotFound => {
+                let _ = write_all(&stream, &http::json_error(404, "Not found", false)).await;
+                return;
+            }
+            Target::Api(path) => {
+                while buf.len() < req.content_length {
+                    match read_more(&worker, &stream, &mut buf, handshake_timeout).await {
+                        Ok(true) => {}
+                        _ => return,
+                    }
+                }
+                let mut body = buf.split_to(req.content_length).to_vec();
+                let resp = worker.borrow_mut().handle_api(&req, &path, &mut body);
+                if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
+                    return;
+                }
+            }
+            Target::Echo | Target::App(_) | Target::PathNotFound => {
+                return websocket(worker, stream, req, what, buf).await;
+            }
+        }
+        wait = KEEP_ALIVE_IDLE;
+    }
+}
+
+/// Waits up to `wait` for bytes and appends them to `buf`; `Ok(false)` on timeout or end of
+/// stream.
+async fn read_more(
+    worker: &Rc<RefCell<Worker>>,
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    wait: Duration,
+) -> io::Result<bool> {
+    loop {
+        match monoio::time::timeout(wait, stream.readable(false)).await {
+            Err(_) => return Ok(false),
+            Ok(r) => r?,
+        }
+        let mut w = worker.borrow_mut();
+        let w = &mut *w;
+        match sys::recv(stream.as_raw_fd(), &mut w.scratch) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                buf.extend_from_slice(&w.scratch[..n]);
+                return Ok(true);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes all of `data`, waiting for writability when the socket is full. Used before a
+/// connection is in the slab (HTTP responses, the upgrade).
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match sys::sendv(stream.as_raw_fd(), &[IoSlice::new(data)]) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable(false).await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Completes the upgrade and runs the connection's reader until it closes.
+async fn websocket(
+    worker: Rc<RefCell<Worker>>,
+    stream: Rc<TcpStream>,
+    req: Request,
+    what: Target,
+    leftover: BytesMut,
+) {
+    let up = match handshake::validate_upgrade(&req) {
+        Ok(up) => up,
+        Err(e) => {
+            let _ = write_all(&stream, &e.response()).await;
+            return;
+        }
+    };
+    let mut out = handshake::response_101(&up);
+    let admitted = {
+        let mut w = worker.borrow_mut();
+        admit(&mut w, &stream, &up, what)
+    };
+    let (key, max_message) = match admitted {
+        Ok((key, max, hello)) => {
+            out.extend_from_slice(&hello);
+            (key, max)
+        }
+        Err((code, reason)) => {
+            out.extend_from_slice(
+                &ServerEvent::Error {
+                    code: Some(code),
+                    message: reason,
+                }
+                .to_frame(),
+            );
+            out.extend_from_slice(&encode::close(code, reason));
+            if write_all(&stream, &out).await.is_ok() {
+                sys::shutdown(stream.as_raw_fd(), false, true);
+                let mut sink = BytesMut::new();
+                while let Ok(true) =
+                    read_more(&worker, &stream, &mut sink, Duration::from_secs(5)).await
+                {
+                    sink.clear();
+                }
+            }
+            return;
+        }
+    };
+    if write_all(&stream, &out).await.is_err() {
+        worker.borrow_mut().remove(key);
+        return;
+    }
+    read_frames(&worker, &stream, key, max_message, leftover).await;
+    worker.borrow_mut().remove(key);
+}
+
+/// Decides whether an upgrade may become a connection, and adds it: returns its key, its
+/// message limit and the first frame to send (`connection_established`), or the Pusher code
+/// and reason it is refused with.
+fn admit(
+    w: &mut Worker,
+    stream: &Rc<TcpStream>,
+    up: &handshake::Upgrade,
+    what: Target,
+) -> Result<(ConnKey, usize, bytes::Bytes), (u16, &'static str)> {
+    if w.shutting_down {
+        return Err((4200, "Server shutting down"));
+    }
+    let shared = w.shared.clone();
+    let app_key = match what {
+        Target::Echo => {
+            let sid = w.new_socket_id();
+            let key = w.insert(stream.clone(), ConnKind::Echo, sid);
+            return Ok((key, shared.config.limits.max_message_size, bytes::Bytes::new()));
+        }
+        Target::App(k) => k,
+        _ => return Err((4005, "Path not found")),
+    };
+    let Some(app) = shared.apps.by_key(&app_key) else {
+        return Err((4001, "Application does not exist"));
+    };
+    if !app.cfg.enabled {
+        return Err((4003, "Application is disabled"));
+    }
+    if !app.origin_allowed(up.origin.as_deref()) {
+        return Err((4009, "Origin not allowed"));
+    }
+    let protocol = query_param(&up.query, "protocol");
+    match protocol.as_deref() {
+        None | Some("") => return Err((4008, "No protocol version supplied")),
+        Some(v) => match v.parse::<u32>() {
+            Ok(5..=7) => {}
+            Ok(_) => return Err((4007, "Unsupported protocol version")),
+            Err(_) => return Err((4006, "Invalid version string format")),
+        },
+    }
+    if !app.try_connect() {
+        return Err((4004, "Application is over connection quota"));
+    }
+    let sid = w.new_socket_id();
+    let key = w.insert(stream.clone(), ConnKind::App(app.idx), sid);
+    let hello = ServerEvent::ConnectionEstablished {
+        socket_id: &sid,
+        activity_timeout: app.cfg.activity_timeout,
+    }
+    .to_frame();
+    Ok((key, app.cfg.max_message_size, hello))
+}
+
+/// The raw value of `name` in a query string (the Pusher URL's values are plain digits and
+/// words, so no decoding is needed to read `protocol`).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Reads and decodes frames until the connection ends.
+async fn read_frames(
+    worker: &Rc<RefCell<Worker>>,
+    stream: &TcpStream,
+    key: ConnKey,
+    max_message: usize,
+    mut pending: BytesMut,
+) {
+    let mut decoder = Decoder::new(DecoderConfig {
+        max_frame_size: max_message,
+        max_message_size: max_message,
+        require_mask: true,
+    });
+    let fd = stream.as_raw_fd();
+    let mut closing = false;
+    loop {
+        while !closing && !pending.is_empty() {
+            match decoder.decode(&mut pending) {
+                Ok(Some(msg)) => {
+                    let mut w = worker.borrow_mut();
+                    w.on_message(key, msg);
+                    closing = w.get(key).is_none_or(|c| c.is_closing());
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    worker.borrow_mut().close(
+                        key,
+                        Closing {
+                            code: e.close_code(),
+                            reason: "Protocol error",
+                            pusher_error: false,
+                            drop_queue: false,
+                        },
+                    );
+                    closing = true;
+                }
+            }
+        }
+        if closing || pending.is_empty() {
+            pending = BytesMut::new();
+        }
+        if stream.readable(false).await.is_err() {
+            return;
+        }
+        let mut w = worker.borrow_mut();
+        let w = &mut *w;
+        match sys::recv(fd, &mut w.scratch) {
+            Ok(0) => return,
+            Ok(n) => {
+                if !closing {
+                    pending.extend_from_slice(&w.scratch[..n]);
+                    w.touch(key);
+                } else if w.get(key).is_none() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+        if !closing {
+            closing = w.get(key).is_none_or(|c| c.is_closing());
+        }
+    }
+}
+
+impl Worker {
+    /// Acts on one complete WebSocket message from `key`.
+    pub fn on_message(&mut self, key: ConnKey, msg: ringcast_protocol::ws::decoder::Message) {
+        use ringcast_protocol::ws::decoder::Message;
+        use ringcast_protocol::ws::frame::Opcode;
+        let Some(kind) = self.get(key).map(|c| c.kind) else {
+            return;
+        };
+        match msg {
+            Message::Ping(payload) => self.send(key, encode::frame(Opcode::Pong, &payload)),
+            Message::Pong(_) => {}
+            Message::Close(frame) => {
+                // RFC 6455 section 5.5.1: "the endpoint typically echos the status code it
+                // received"; a close without a code is answered without one.
+                let code = frame.as_ref().map_or(NO_STATUS, |f| f.code.0);
+                self.close(
+                    key,
+                    Closing {
+                        code,
+                        reason: "",
+                        pusher_error: false,
+                        drop_queue: false,
+                    },
+                );
+            }
+            Message::Text(text) => match kind {
+                ConnKind::Echo => self.send(key, encode::text(&text)),
+                ConnKind::App(app) => self.on_pusher_message(key, app, text),
+            },
+            Message::Binary(data) => match kind {
+                ConnKind::Echo => self.send(key, encode::frame(Opcode::Binary, &data)),
+                ConnKind::App(_) => self.close(
+                    key,
+                    Closing {
+                        code: 1003,
+                        reason: "Binary messages are not supported",
+                        pusher_error: false,
+                        drop_queue: false,
+                    },
+                ),
+            },
+        }
+    }
+}

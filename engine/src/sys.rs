@@ -1,0 +1,106 @@
+//! The few socket system calls the engine makes itself.
+//!
+//! monoio owns accepting and readiness (io_uring `PollAdd`, or epoll on the legacy driver). The
+//! bytes themselves move with non-blocking `recv` and `sendmsg` calls made right when a socket is
+//! ready or when a broadcast is fanned out: a read lands in the worker's one scratch buffer (so an
+//! idle connection parks no read buffer at all), and a broadcast is written straight from the
+//! shared frame with no copy and no per-recipient future. `MSG_DONTWAIT` makes each call
+//! non-blocking whatever mode the descriptor is in; `MSG_NOSIGNAL` turns a write to a reset peer
+//! into `EPIPE` instead of a process-killing `SIGPIPE`.
+//!
+//! This is the only module with `unsafe` code for system calls.
+
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+
+/// Converts a `-1` return into the thread's `errno`.
+fn check(ret: isize) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Reads what the socket has, without blocking. `Ok(0)` is end of stream.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the whole call, and the
+    // kernel writes at most that many bytes into it.
+    let ret = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    check(ret)
+}
+
+/// Writes as much of `bufs` as the socket accepts now, without blocking, in one call.
+pub fn sendv(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let iovlen = bufs.len().min(libc::UIO_MAXIOV as usize);
+    // SAFETY: an all-zero `msghdr` is a valid empty message header (null name and control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iovlen as _;
+    // SAFETY: `msg` points at `iovlen` valid iovecs borrowed from `bufs`, which outlive the call;
+    // the kernel only reads from them.
+    let ret = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    check(ret)
+}
+
+/// Shuts down one or both directions of a socket. Shutting down the read side wakes a pending
+/// readiness wait with end-of-stream, which is how the engine tells a connection's reader that
+/// the connection is over; on a listening socket it wakes a pending `accept` with an error.
+pub fn shutdown(fd: RawFd, read: bool, write: bool) {
+    let how = match (read, write) {
+        (true, true) => libc::SHUT_RDWR,
+        (true, false) => libc::SHUT_RD,
+        _ => libc::SHUT_WR,
+    };
+    // SAFETY: `shutdown` takes no pointers; an invalid descriptor only yields an error, which is
+    // irrelevant here because the connection is being torn down either way.
+    unsafe {
+        libc::shutdown(fd, how);
+    }
+}
+
+/// Turns off Nagle's algorithm: broadcast frames are small and must leave at once.
+pub fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: the option value points at a live `c_int` whose size is passed alongside it.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn sendv_and_recv_move_bytes_without_blocking() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 16];
+        let err = recv(server.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        client.write_all(b"ping").unwrap();
+        client.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(recv(server.as_raw_fd(), &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"ping");
+        let n = sendv(server.as_raw_fd(), &[IoSlice::new(b"po"), IoSlice::new(b"ng")]).unwrap();
+        assert_eq!(n, 4);
+        let mut got = [0u8; 4];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"pong");
+        shutdown(server.as_raw_fd(), true, true);
+        assert_eq!(client.read(&mut got).unwrap(), 0);
+    }
+}
