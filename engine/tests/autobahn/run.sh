@@ -35,6 +35,7 @@ if [[ ! -x "$BIN" ]]; then
   echo "ringcast binary not found at $BIN (cargo build --release -p ringcast)" >&2
   exit 1
 fi
+BIN="$(realpath "$BIN")"
 
 if [[ "${MONOIO_FORCE_LEGACY_DRIVER:-}" == "1" ]]; then
   driver="epoll"
@@ -79,11 +80,15 @@ mkdir -p "$OUTDIR"
 server_log="$OUTDIR/ringcast.log"
 
 echo "starting ringcast --echo on 127.0.0.1:$port ($driver driver)"
-REVERB_APP_ID="${REVERB_APP_ID:-autobahn}" \
-REVERB_APP_KEY="${REVERB_APP_KEY:-autobahn-key}" \
-REVERB_APP_SECRET="${REVERB_APP_SECRET:-autobahn-secret}" \
-REVERB_APP_MAX_MESSAGE_SIZE=16777216 \
-  "$BIN" start --host 127.0.0.1 --port "$port" --workers 2 --echo >"$server_log" 2>&1 &
+# Started inside OUTDIR so that no `.env` file of the working directory changes its configuration.
+(
+  cd "$OUTDIR"
+  REVERB_APP_ID="${REVERB_APP_ID:-autobahn}" \
+  REVERB_APP_KEY="${REVERB_APP_KEY:-autobahn-key}" \
+  REVERB_APP_SECRET="${REVERB_APP_SECRET:-autobahn-secret}" \
+  REVERB_APP_MAX_MESSAGE_SIZE=16777216 \
+    exec "$BIN" start --host 127.0.0.1 --port "$port" --workers 2 --echo
+) >"$server_log" 2>&1 &
 server_pid=$!
 
 stop_server() {

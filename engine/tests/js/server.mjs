@@ -6,8 +6,9 @@
 // it. Everything the process prints is kept so that a failing test can show it.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -64,7 +65,10 @@ export async function startRingcast({ workers, env = {}, args = [] } = {}) {
   if (workers !== undefined) argv.push('--workers', String(workers));
   argv.push(...args);
 
+  // A fresh working directory, so no `.env` file next to the tests changes the configuration.
+  const cwd = mkdtempSync(path.join(os.tmpdir(), 'ringcast-test-'));
   const child = spawn(bin, argv, {
+    cwd,
     env: {
       ...process.env,
       REVERB_APP_ID: APP.id,
@@ -80,6 +84,7 @@ export async function startRingcast({ workers, env = {}, args = [] } = {}) {
   const exitPromise = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       exited = { code, signal };
+      rmSync(cwd, { recursive: true, force: true });
       resolve(exited);
     });
   });
