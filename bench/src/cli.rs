@@ -140,7 +140,7 @@ pub struct IdleArgs {
 pub struct ConnectArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Stop after this many connections [default: 1,000,000; smoke 2000].
+    /// Stop after this many connections [default: 1,000,000; smoke 20,000].
     #[arg(long)]
     pub connections: Option<usize>,
     /// Connections in progress at once [default: 64; smoke 8].

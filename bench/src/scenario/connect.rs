@@ -26,7 +26,7 @@ use crate::ws::SocketOpts;
 /// Runs the scenario.
 pub fn run(args: &ConnectArgs) -> Result<Report, BenchError> {
     let common = &args.common;
-    let max = pick(args.connections, common.smoke, 1_000_000, 2000) as u64;
+    let max = pick(args.connections, common.smoke, 1_000_000, 20_000) as u64;
     let concurrency = pick(args.concurrency, common.smoke, 64, 8).max(1);
     let duration = common.duration_or(10.0);
     let threads = common.thread_count();

@@ -92,6 +92,7 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
         delivered as f64 / elapsed,
         "1/s",
     );
+    report.metric("delivered", delivered as f64, "messages (readers)");
     report.metric(
         "flood_bytes_per_stalled_client",
         (published * args.payload as u64) as f64 / 1048576.0,

@@ -102,10 +102,16 @@ pub fn run(args: &SoakArgs) -> Result<Report, BenchError> {
     let published = c.published.load(Ordering::SeqCst);
     report.metric("published", published as f64, "requests");
     report.metric("publish_errors", c.errors.load(Ordering::SeqCst) as f64, "");
+    let delivered = c.ops.load(Ordering::SeqCst);
     report.metric(
         "stable_deliveries_per_sec",
-        c.ops.load(Ordering::SeqCst) as f64 / elapsed,
+        delivered as f64 / elapsed,
         "1/s",
+    );
+    report.metric(
+        "delivered",
+        delivered as f64,
+        "messages (stable subscribers)",
     );
     let churners: Vec<_> = outs
         .iter()
