@@ -216,6 +216,21 @@ impl Ws {
         }
     }
 
+    /// Reads one frame, or `None` when the read timeout passes first.
+    pub fn try_recv_timeout(&mut self) -> Option<Frame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut tmp = [0u8; 65536];
+            match self.stream.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    }
+
     pub fn recv(&mut self) -> Frame {
         self.try_recv().expect("connection ended")
     }
