@@ -44,7 +44,6 @@ enum Expect {
     Close(u16),
     /// The server closes the connection (with or without a response).
     Closed,
-    PusherError,
     PusherErrorCode(u16),
     SubscriptionError(u16),
     /// `connection_established` and then `subscription_succeeded`.
@@ -317,7 +316,6 @@ fn check_event(ws: &mut Ws, expect: &Expect) {
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or(Value::Null);
     match expect {
-        Expect::PusherError => assert_eq!(ev["event"], "pusher:error", "{ev}"),
         Expect::PusherErrorCode(code) => {
             assert_eq!(ev["event"], "pusher:error", "{ev}");
             assert_eq!(data["code"], *code, "{ev}");
