@@ -110,6 +110,9 @@ impl Worker {
             Ok(q) => q,
             Err(e) => return Plan::Done(e.response(keep_alive)),
         };
+        if !app.cfg.enabled {
+            return Plan::Done(http::json_error(403, "Application is disabled", keep_alive));
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

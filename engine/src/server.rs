@@ -165,6 +165,17 @@ fn worker_main(
         let _ = ready.send(Ok((local, driver)));
         monoio::spawn(accept_loop(worker.clone(), listener));
         monoio::spawn(sweep_loop(worker.clone()));
+        #[cfg(feature = "fault-injection")]
+        if id.0 as usize + 1 == shared.mesh.len()
+            && let Some(ms) = std::env::var("RINGCAST_FAULT_PANIC_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        {
+            monoio::spawn(async move {
+                monoio::time::sleep(Duration::from_millis(ms)).await;
+                panic!("fault injection: worker {} panics", id.0);
+            });
+        }
         inbox_loop(worker, inbox, shared.config.shutdown_timeout).await;
     });
 }
