@@ -5,45 +5,110 @@
 //! fanned out on the worker that received it, with no hop to another thread before the answer.
 //! Each event is encoded into its final WebSocket frame once per channel, and those same bytes
 //! go to this worker's subscribers and, through the mesh, to every other worker's.
+//!
+//! Questions about the whole server (occupied channels, counts, presence users, `info` on
+//! events) are asked of the facts' owners (`crate::owner`) and answered when every owner has
+//! replied; an owner that is this worker answers at once.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ringcast_protocol::api::body::{parse_batch, parse_event, TriggerEvent};
+use futures_channel::oneshot;
+use ringcast_protocol::api::body::{
+    Info, TriggerEvent, parse_batch, parse_event, parse_legacy_event,
+};
 use ringcast_protocol::api::query::Query;
 use ringcast_protocol::api::route::{Route, route};
 use ringcast_protocol::api::signature::{self, Credentials};
 use ringcast_protocol::http::{self, Request};
+use ringcast_protocol::pusher::channel::ChannelName;
 use ringcast_protocol::pusher::event::ServerEvent;
+use serde_json::{Map, Value, json};
 
-use crate::ids::AppIdx;
+use crate::ids::{AppIdx, ShardId};
+use crate::mesh::MeshMsg;
+use crate::owner::{Answer, ChannelInfo, ChannelOp, Question};
 use crate::worker::Worker;
 
+/// What a request still needs once it is authenticated.
+enum Plan {
+    /// The response is ready.
+    Done(Vec<u8>),
+    /// The response is built from the owners' answers.
+    Ask(Vec<oneshot::Receiver<Answer>>, Then),
+}
+
+/// How the answers become a response.
+enum Then {
+    /// `info` on one event: per channel, whether it is a presence channel.
+    Events(Vec<(Arc<str>, bool)>, Info),
+    /// `info` on a batch: per item, its channel, whether presence, and its `info`.
+    Batch(Vec<(Arc<str>, bool, Info)>),
+    /// `GET /channels`, gathered from every worker.
+    Channels { user_count: bool },
+    /// `GET /channels/{name}`.
+    Channel { presence: bool, info: Info },
+    /// `GET /channels/{name}/users`.
+    Users,
+}
+
+/// Serves one API request whose path (below the prefix) is `path`.
+pub async fn serve(
+    worker: &Rc<RefCell<Worker>>,
+    req: &Request,
+    path: &str,
+    mut body: Vec<u8>,
+) -> Vec<u8> {
+    let keep_alive = req.keep_alive;
+    let plan = worker.borrow_mut().plan(req, path, &mut body);
+    match plan {
+        Plan::Done(resp) => resp,
+        Plan::Ask(waits, then) => {
+            let mut answers = Vec::with_capacity(waits.len());
+            for rx in waits {
+                match rx.await {
+                    Ok(a) => answers.push(a),
+                    Err(_) => return http::json_error(503, "Server is shutting down", keep_alive),
+                }
+            }
+            let body = then.finish(answers);
+            http::json_ok(body.to_string().as_bytes(), keep_alive)
+        }
+    }
+}
+
+fn bad(msg: &str, keep_alive: bool) -> Plan {
+    Plan::Done(http::json_error(400, msg, keep_alive))
+}
+
 impl Worker {
-    /// Answers one API request whose path (below the prefix) is `path`.
-    pub fn handle_api(&mut self, req: &Request, path: &str, body: &mut [u8]) -> Vec<u8> {
+    /// Asks worker `to` a question; this worker answers at once.
+    fn ask(&mut self, to: ShardId, q: Question) -> oneshot::Receiver<Answer> {
+        let (tx, rx) = oneshot::channel();
+        if to == self.id {
+            let _ = tx.send(self.answer(&q));
+        } else {
+            self.shared.mesh.send(to, MeshMsg::Ask(q, tx));
+        }
+        rx
+    }
+
+    fn plan(&mut self, req: &Request, path: &str, body: &mut [u8]) -> Plan {
         let keep_alive = req.keep_alive;
         let route = match route(&req.method, path) {
             Ok(r) => r,
-            Err(e) => return e.response(keep_alive),
-        };
-        let app_id = match &route {
-            Route::Events { app_id }
-            | Route::BatchEvents { app_id }
-            | Route::Channels { app_id }
-            | Route::Channel { app_id, .. }
-            | Route::ChannelUsers { app_id, .. }
-            | Route::TerminateUserConnections { app_id, .. }
-            | Route::Connections { app_id }
-            | Route::LegacyChannelEvents { app_id, .. } => app_id.clone(),
+            Err(e) => return Plan::Done(e.response(keep_alive)),
         };
         let shared = self.shared.clone();
-        let Some(app) = shared.apps.by_id(&app_id) else {
-            let msg = format!("Unknown app id {app_id}");
-            return http::json_error(404, &msg, keep_alive);
+        let Some(app) = shared.apps.by_id(route.app_id()) else {
+            let msg = format!("Unknown app id {}", route.app_id());
+            return Plan::Done(http::json_error(404, &msg, keep_alive));
         };
         let query = match Query::parse(&req.query) {
             Ok(q) => q,
-            Err(e) => return e.response(keep_alive),
+            Err(e) => return Plan::Done(e.response(keep_alive)),
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -52,44 +117,170 @@ impl Worker {
             key: &app.cfg.key,
             secret: &app.cfg.secret,
         };
-        if let Err(e) = signature::verify(
-            &req.method,
-            path,
-            &query,
-            body,
-            creds,
-            now,
-            &shared.config.limits,
-        ) {
-            return e.response(keep_alive);
-        }
         let limits = &shared.config.limits;
+        if let Err(e) = signature::verify(&req.method, path, &query, body, creds, now, limits) {
+            return Plan::Done(e.response(keep_alive));
+        }
+        let app = app.idx;
+        let ok = |b: &[u8]| Plan::Done(http::json_ok(b, keep_alive));
         match route {
             Route::Events { .. } => match parse_event(body, limits) {
                 Ok(ev) => {
-                    self.trigger(app.idx, &ev);
-                    http::json_ok(b"{}", keep_alive)
+                    self.trigger(app, &ev);
+                    if ev.info.is_empty() {
+                        return ok(b"{}");
+                    }
+                    let channels: Vec<(Arc<str>, bool)> = ev
+                        .channels
+                        .iter()
+                        .map(|c| (Arc::from(c.as_str()), c.is_presence()))
+                        .collect();
+                    let waits = channels
+                        .iter()
+                        .map(|(c, _)| self.ask_channel(app, c))
+                        .collect();
+                    Plan::Ask(waits, Then::Events(channels, ev.info))
                 }
-                Err(e) => e.response(keep_alive),
+                Err(e) => Plan::Done(e.response(keep_alive)),
             },
             Route::BatchEvents { .. } => match parse_batch(body, limits) {
                 Ok(batch) => {
                     for ev in &batch {
-                        self.trigger(app.idx, ev);
+                        self.trigger(app, ev);
                     }
-                    http::json_ok(b"{}", keep_alive)
+                    if batch.iter().all(|ev| ev.info.is_empty()) {
+                        return ok(b"{}");
+                    }
+                    let items: Vec<(Arc<str>, bool, Info)> = batch
+                        .iter()
+                        .map(|ev| {
+                            let c = &ev.channels[0];
+                            (Arc::from(c.as_str()), c.is_presence(), ev.info)
+                        })
+                        .collect();
+                    let waits = items
+                        .iter()
+                        .map(|(c, _, _)| self.ask_channel(app, c))
+                        .collect();
+                    Plan::Ask(waits, Then::Batch(items))
                 }
-                Err(e) => e.response(keep_alive),
+                Err(e) => Plan::Done(e.response(keep_alive)),
             },
-            Route::Connections { .. } => {
-                let body = format!("{{\"connections\":{}}}", app.connections());
-                http::json_ok(body.as_bytes(), keep_alive)
+            Route::LegacyChannelEvents { channel, .. } => {
+                match parse_legacy_event(&channel, &query, body, limits) {
+                    Ok(ev) => {
+                        self.trigger(app, &ev);
+                        ok(b"{}")
+                    }
+                    Err(e) => Plan::Done(e.response(keep_alive)),
+                }
             }
-            _ => http::json_error(501, "This endpoint is not available", keep_alive),
+            Route::Connections { .. } => {
+                let body = json!({"connections": shared.apps.get(app).connections()});
+                ok(body.to_string().as_bytes())
+            }
+            Route::TerminateUserConnections { user_id, .. } => {
+                let user: Arc<str> = Arc::from(user_id.as_str());
+                for i in 0..self.shared.mesh.len() {
+                    let msg = MeshMsg::Terminate {
+                        app,
+                        user: user.clone(),
+                    };
+                    self.to_worker(ShardId(i as u16), msg);
+                }
+                ok(b"{}")
+            }
+            Route::Channels { .. } => {
+                let info = match Info::parse(query.get("info").unwrap_or("")) {
+                    Ok(i) => i,
+                    Err(e) => return Plan::Done(e.response(keep_alive)),
+                };
+                let prefix = query.get("filter_by_prefix").unwrap_or("").to_string();
+                if info.user_count && !prefix.starts_with("presence-") {
+                    return bad(
+                        "info=user_count needs filter_by_prefix=presence- (only presence channels have users)",
+                        keep_alive,
+                    );
+                }
+                if info.subscription_count || info.cache {
+                    return bad("GET /channels only supports info=user_count", keep_alive);
+                }
+                let waits = (0..self.shared.mesh.len())
+                    .map(|i| {
+                        let q = Question::Channels {
+                            app,
+                            prefix: prefix.clone(),
+                        };
+                        self.ask(ShardId(i as u16), q)
+                    })
+                    .collect();
+                Plan::Ask(
+                    waits,
+                    Then::Channels {
+                        user_count: info.user_count,
+                    },
+                )
+            }
+            Route::Channel { channel, .. } => {
+                let name = match ChannelName::parse(&channel, limits) {
+                    Ok(n) => n,
+                    Err(e) => return bad(&format!("Invalid channel name: {e}"), keep_alive),
+                };
+                let info = match Info::parse(query.get("info").unwrap_or("")) {
+                    Ok(i) => i,
+                    Err(e) => return Plan::Done(e.response(keep_alive)),
+                };
+                if info.user_count && !name.is_presence() {
+                    return bad(
+                        "info=user_count is only available for presence channels",
+                        keep_alive,
+                    );
+                }
+                if info.cache && !name.is_cache() {
+                    return bad(
+                        "info=cache is only available for cache channels",
+                        keep_alive,
+                    );
+                }
+                let c: Arc<str> = Arc::from(name.as_str());
+                let waits = vec![self.ask_channel(app, &c)];
+                Plan::Ask(
+                    waits,
+                    Then::Channel {
+                        presence: name.is_presence(),
+                        info,
+                    },
+                )
+            }
+            Route::ChannelUsers { channel, .. } => {
+                let name = match ChannelName::parse(&channel, limits) {
+                    Ok(n) => n,
+                    Err(e) => return bad(&format!("Invalid channel name: {e}"), keep_alive),
+                };
+                if !name.is_presence() {
+                    return bad("Users are only available for presence channels", keep_alive);
+                }
+                let c: Arc<str> = Arc::from(name.as_str());
+                let owner = self.owner_of(app, &c);
+                let waits = vec![self.ask(owner, Question::Users { app, channel: c })];
+                Plan::Ask(waits, Then::Users)
+            }
         }
     }
 
-    /// Publishes one event to each of its channels.
+    fn ask_channel(&mut self, app: AppIdx, channel: &Arc<str>) -> oneshot::Receiver<Answer> {
+        let owner = self.owner_of(app, channel);
+        self.ask(
+            owner,
+            Question::Channel {
+                app,
+                channel: channel.clone(),
+            },
+        )
+    }
+
+    /// Publishes one event to each of its channels, and hands cache channels' events to their
+    /// owners.
     fn trigger(&mut self, app: AppIdx, ev: &TriggerEvent) {
         for channel in &ev.channels {
             let frame = ServerEvent::ChannelEvent {
@@ -98,7 +289,101 @@ impl Worker {
                 data: &ev.data,
             }
             .to_frame();
+            if channel.is_cache() {
+                let name: Arc<str> = Arc::from(channel.as_str());
+                let owner = self.owner_of(app, &name);
+                let op = ChannelOp::Cache {
+                    app,
+                    channel: name,
+                    data: ev.data.clone(),
+                    frame: frame.clone(),
+                };
+                self.to_worker(owner, MeshMsg::Channel(op));
+            }
             self.publish(app, channel.as_str(), frame, ev.socket_id);
+        }
+    }
+}
+
+/// The `info` attributes of one channel that apply to its type.
+fn info_object(c: &ChannelInfo, presence: bool, info: Info) -> Value {
+    let mut m = Map::new();
+    if info.user_count && presence {
+        m.insert("user_count".into(), c.users.into());
+    }
+    if info.subscription_count {
+        m.insert("subscription_count".into(), c.subscriptions.into());
+    }
+    Value::Object(m)
+}
+
+fn channel_info(a: &Answer) -> ChannelInfo {
+    match a {
+        Answer::Channel(c) => c.clone(),
+        _ => ChannelInfo::default(),
+    }
+}
+
+impl Then {
+    fn finish(self, answers: Vec<Answer>) -> Value {
+        match self {
+            Then::Events(channels, info) => {
+                let mut out = Map::new();
+                for ((name, presence), a) in channels.iter().zip(&answers) {
+                    out.insert(
+                        name.to_string(),
+                        info_object(&channel_info(a), *presence, info),
+                    );
+                }
+                json!({ "channels": out })
+            }
+            Then::Batch(items) => {
+                let batch: Vec<Value> = items
+                    .iter()
+                    .zip(&answers)
+                    .map(|((_, presence, info), a)| info_object(&channel_info(a), *presence, *info))
+                    .collect();
+                json!({ "batch": batch })
+            }
+            Then::Channels { user_count } => {
+                let mut out = Map::new();
+                for a in &answers {
+                    if let Answer::Channels(list) = a {
+                        for (name, c) in list {
+                            let v = if user_count {
+                                json!({"user_count": c.users})
+                            } else {
+                                json!({})
+                            };
+                            out.insert(name.to_string(), v);
+                        }
+                    }
+                }
+                json!({ "channels": out })
+            }
+            Then::Channel { presence, info } => {
+                let c = answers.first().map(channel_info).unwrap_or_default();
+                let mut m = Map::new();
+                m.insert("occupied".into(), (c.subscriptions > 0).into());
+                if let Value::Object(extra) = info_object(&c, presence, info) {
+                    m.extend(extra);
+                }
+                if info.cache {
+                    let v = match &c.cache {
+                        Some((data, ttl)) => json!({"data": data, "ttl": ttl}),
+                        None => Value::Null,
+                    };
+                    m.insert("cache".into(), v);
+                }
+                Value::Object(m)
+            }
+            Then::Users => {
+                let users: Vec<Value> = match answers.first() {
+                    Some(Answer::Users(ids)) => ids.iter().map(|id| json!({"id": &**id})).collect(),
+                    _ => Vec::new(),
+                };
+                json!({ "users": users })
+            }
         }
     }
 }

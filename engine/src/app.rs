@@ -155,7 +155,11 @@ mod tests {
         assert!(!a.origin_allowed(Some("https://evil.test")));
         assert!(a.origin_allowed(None));
         let open = app(&["*"], None);
-        assert!(open.by_id("1").unwrap().origin_allowed(Some("https://any.where")));
+        assert!(
+            open.by_id("1")
+                .unwrap()
+                .origin_allowed(Some("https://any.where"))
+        );
     }
 
     #[test]

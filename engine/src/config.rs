@@ -57,9 +57,12 @@ pub struct AppConfig {
     pub allowed_origins: Vec<String>,
     /// Who may send client events.
     pub accept_client_events_from: ClientEvents,
-    /// Whether subscribers get `pusher_internal:subscription_count` and the API answers
-    /// `info=subscription_count`.
+    /// Whether subscribers get `pusher_internal:subscription_count`.
     pub subscription_count: bool,
+    /// Seconds a cache channel keeps its last event. Default 1800, hosted Pusher's 30 minutes.
+    pub cache_ttl: u64,
+    /// Whether signed-in users get watchlist events.
+    pub watchlist_events: bool,
 }
 
 impl Default for AppConfig {
@@ -77,6 +80,8 @@ impl Default for AppConfig {
             allowed_origins: Vec::new(),
             accept_client_events_from: ClientEvents::Members,
             subscription_count: false,
+            cache_ttl: 1800,
+            watchlist_events: true,
         }
     }
 }
@@ -238,8 +243,7 @@ impl Config {
             self.path_prefix = normalise_prefix(v);
         }
         if let Some(v) = vars.get("REVERB_MAX_REQUEST_SIZE") {
-            self.limits.max_request_body =
-                parse(v, "REVERB_MAX_REQUEST_SIZE", "a size in bytes")?;
+            self.limits.max_request_body = parse(v, "REVERB_MAX_REQUEST_SIZE", "a size in bytes")?;
         }
         if let Some(v) = vars.get("RINGCAST_WORKERS") {
             self.workers = parse(v, "RINGCAST_WORKERS", "a number of worker threads")?;
@@ -290,7 +294,11 @@ impl Config {
             app.max_connections = if v.trim().is_empty() {
                 None
             } else {
-                Some(parse(v, "REVERB_APP_MAX_CONNECTIONS", "a number of connections")?)
+                Some(parse(
+                    v,
+                    "REVERB_APP_MAX_CONNECTIONS",
+                    "a number of connections",
+                )?)
             };
         }
         Ok(())
@@ -342,7 +350,12 @@ impl Config {
             }
         }
         // The largest message any app accepts bounds the frame decoder.
-        let max_msg = self.apps.iter().map(|a| a.max_message_size).max().unwrap_or(0);
+        let max_msg = self
+            .apps
+            .iter()
+            .map(|a| a.max_message_size)
+            .max()
+            .unwrap_or(0);
         self.limits.max_message_size = max_msg;
         self.limits.max_frame_size = max_msg;
         Ok(self)
@@ -421,7 +434,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn tmpdir(name: &str) -> std::path::PathBuf {
@@ -464,7 +480,10 @@ mod tests {
         let cfg = Config::load(
             &flags,
             &dir,
-            &env(&[("REVERB_SERVER_PORT", "7002"), ("REVERB_APP_MAX_CONNECTIONS", "5")]),
+            &env(&[
+                ("REVERB_SERVER_PORT", "7002"),
+                ("REVERB_APP_MAX_CONNECTIONS", "5"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.port, 7002, "environment beats .env and file");

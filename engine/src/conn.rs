@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use monoio::net::TcpStream;
@@ -60,12 +61,38 @@ pub struct Conn {
     pub writer_active: bool,
     /// Client events: the second of the current window and the count within it.
     pub client_events: (u32, u32),
+    /// Sign-in and presence state, for the connections that have any.
+    pub user: Option<Box<ConnUser>>,
+}
+
+/// What only signed-in or presence connections need, boxed so that other connections pay one
+/// pointer for it.
+#[derive(Debug, Default)]
+pub struct ConnUser {
+    /// The user id it signed in as, and that user's `user_info` JSON.
+    pub signed_in: Option<(Arc<str>, Option<String>)>,
+    /// The user ids it watches.
+    pub watchlist: Vec<Arc<str>>,
+    /// Presence channels it is a member of, with the user id it joined as.
+    pub presence: Vec<(Arc<str>, Arc<str>)>,
+    /// Channels whose join waits for the owner's answer.
+    pub pending: Vec<Arc<str>>,
 }
 
 impl Conn {
     /// Whether the connection is being closed (it then receives nothing more).
     pub fn is_closing(&self) -> bool {
         self.closing_since.is_some()
+    }
+
+    /// The sign-in and presence state, created on first use.
+    pub fn user_mut(&mut self) -> &mut ConnUser {
+        self.user.get_or_insert_with(Box::default)
+    }
+
+    /// The user id this connection signed in as.
+    pub fn signed_in(&self) -> Option<&Arc<str>> {
+        self.user.as_ref()?.signed_in.as_ref().map(|(id, _)| id)
     }
 }
 

@@ -44,6 +44,7 @@ pub mod config;
 pub mod conn;
 pub mod ids;
 pub mod mesh;
+pub mod owner;
 pub mod pusher;
 pub mod registry;
 pub mod server;

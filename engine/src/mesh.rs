@@ -16,7 +16,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use futures_util::task::AtomicWaker;
 use ringcast_protocol::pusher::socket_id::SocketId;
 
-use crate::ids::{AppIdx, ShardId};
+use crate::ids::{AppIdx, ConnKey, ShardId};
+use crate::owner::{Answer, ChannelOp, JoinAnswer, Question, UserOp};
+use futures_channel::oneshot;
 
 /// A message from one worker (or the signal thread) to another worker.
 #[derive(Debug)]
@@ -28,6 +30,24 @@ pub enum MeshMsg {
         frame: Bytes,
         except: Option<SocketId>,
     },
+    /// Deliver a frame to every local connection signed in as `user`.
+    ToUser {
+        app: AppIdx,
+        user: Arc<str>,
+        frame: Bytes,
+    },
+    /// Deliver frames to one connection of the receiving worker.
+    ToConn { conn: ConnKey, frames: Vec<Bytes> },
+    /// To a channel's owner: a subscription, an unsubscription, a cached event.
+    Channel(ChannelOp),
+    /// From a channel's owner: the answer to a join that waited for it.
+    JoinAnswer(JoinAnswer),
+    /// To the app's user owner: a sign-in or sign-out.
+    User(UserOp),
+    /// Close every local connection signed in as `user`.
+    Terminate { app: AppIdx, user: Arc<str> },
+    /// A question for the receiving worker about the facts it owns.
+    Ask(Question, oneshot::Sender<Answer>),
     /// Stop accepting, close every connection with 4200, and exit once drained.
     Shutdown,
 }

@@ -113,7 +113,10 @@ mod tests {
         let (_, p1) = r.add(AppIdx(0), "news", key(1));
         let (_, p2) = r.add(AppIdx(0), "news", key(2));
         assert_eq!((p0, p1, p2), (0, 1, 2));
-        assert!(r.find(AppIdx(1), "news").is_none(), "apps are separate namespaces");
+        assert!(
+            r.find(AppIdx(1), "news").is_none(),
+            "apps are separate namespaces"
+        );
         assert_eq!(r.remove(c, 0), Some(key(2)));
         assert_eq!(r.get(c).subs, vec![key(2), key(1)]);
         assert_eq!(r.remove(c, 1), None);

@@ -188,7 +188,8 @@ async fn inbox_loop(
     let deadline = Instant::now() + drain;
     while !worker.borrow().is_empty() && Instant::now() < deadline {
         // Publishes accepted before the shutdown keep arriving while connections drain.
-        let _ = monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
+        let _ =
+            monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
         let mut w = worker.borrow_mut();
         for msg in batch.drain(..) {
             w.on_mesh(msg);

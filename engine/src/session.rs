@@ -87,7 +87,8 @@ fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     if prefix.is_empty() {
         return Some(path);
     }
-    path.strip_prefix(prefix).filter(|rest| rest.starts_with('/'))
+    path.strip_prefix(prefix)
+        .filter(|rest| rest.starts_with('/'))
 }
 
 /// Serves one accepted connection.
@@ -108,14 +109,19 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = write_all(&stream, &http::json_error(e.status(), &e.to_string(), false)).await;
+                    let _ = write_all(
+                        &stream,
+                        &http::json_error(e.status(), &e.to_string(), false),
+                    )
+                    .await;
                     return;
                 }
             }
             match read_more(&worker, &stream, &mut buf, wait).await {
                 Ok(true) => {}
                 Ok(false) if !buf.is_empty() => {
-                    let _ = write_all(&stream, &http::json_error(408, "Request timed out", false)).await;
+                    let _ = write_all(&stream, &http::json_error(408, "Request timed out", false))
+                        .await;
                     return;
                 }
                 _ => return,
@@ -141,8 +147,8 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
                         _ => return,
                     }
                 }
-                let mut body = buf.split_to(req.content_length).to_vec();
-                let resp = worker.borrow_mut().handle_api(&req, &path, &mut body);
+                let body = buf.split_to(req.content_length).to_vec();
+                let resp = crate::api::serve(&worker, &req, &path, body).await;
                 if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
                     return;
                 }
@@ -268,7 +274,11 @@ fn admit(
         Target::Echo => {
             let sid = w.new_socket_id();
             let key = w.insert(stream.clone(), ConnKind::Echo, sid);
-            return Ok((key, shared.config.limits.max_message_size, bytes::Bytes::new()));
+            return Ok((
+                key,
+                shared.config.limits.max_message_size,
+                bytes::Bytes::new(),
+            ));
         }
         Target::App(k) => k,
         _ => return Err((4005, "Path not found")),

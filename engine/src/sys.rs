@@ -95,7 +95,11 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(recv(server.as_raw_fd(), &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"ping");
-        let n = sendv(server.as_raw_fd(), &[IoSlice::new(b"po"), IoSlice::new(b"ng")]).unwrap();
+        let n = sendv(
+            server.as_raw_fd(),
+            &[IoSlice::new(b"po"), IoSlice::new(b"ng")],
+        )
+        .unwrap();
         assert_eq!(n, 4);
         let mut got = [0u8; 4];
         client.read_exact(&mut got).unwrap();

@@ -11,6 +11,7 @@
 //! ten thousand `sendmsg` calls on one shared buffer and no allocation per recipient.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -28,8 +29,9 @@ use slab::Slab;
 use crate::app::Apps;
 use crate::config::Config;
 use crate::conn::{Conn, ConnKind, Offer, OutQueue, Sub};
-use crate::ids::{AppIdx, ChanIdx, ConnKey, ShardId};
+use crate::ids::{AppIdx, ConnKey, ShardId};
 use crate::mesh::{Mesh, MeshMsg};
+use crate::owner::{ChannelOp, Owned, UserOp, user_owner};
 use crate::registry::Registry;
 use crate::sys;
 
@@ -84,6 +86,10 @@ pub struct Worker {
     me: Weak<RefCell<Worker>>,
     ping_frame: Bytes,
     doomed: Vec<(ConnKey, Closing)>,
+    /// Facts this worker owns for the whole server.
+    pub owned: Owned,
+    /// Local connections signed in as each user.
+    pub signed_in: HashMap<(AppIdx, Arc<str>), Vec<ConnKey>>,
 }
 
 /// Size of the per-worker read buffer.
@@ -108,6 +114,8 @@ impl Worker {
                 me: me.clone(),
                 ping_frame: ServerEvent::Ping.to_frame(),
                 doomed: Vec::new(),
+                owned: Owned::new(apps),
+                signed_in: HashMap::new(),
             })
         })
     }
@@ -124,7 +132,12 @@ impl Worker {
     }
 
     /// Adds an upgraded connection and returns its key.
-    pub fn insert(&mut self, stream: Rc<TcpStream>, kind: ConnKind, socket_id: SocketId) -> ConnKey {
+    pub fn insert(
+        &mut self,
+        stream: Rc<TcpStream>,
+        kind: ConnKind,
+        socket_id: SocketId,
+    ) -> ConnKey {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         let now = self.now();
@@ -142,6 +155,7 @@ impl Worker {
             closing_since: None,
             writer_active: false,
             client_events: (0, 0),
+            user: None,
         });
         ConnKey {
             slot: slot as u32,
@@ -233,6 +247,28 @@ impl Worker {
                 frame,
                 except,
             } => self.deliver_local(app, &channel, &frame, except),
+            MeshMsg::ToUser { app, user, frame } => {
+                let keys = self
+                    .signed_in
+                    .get(&(app, user))
+                    .cloned()
+                    .unwrap_or_default();
+                for key in keys {
+                    self.send(key, frame.clone());
+                }
+            }
+            MeshMsg::ToConn { conn, frames } => {
+                for f in frames {
+                    self.send(conn, f);
+                }
+            }
+            MeshMsg::Channel(op) => self.on_channel_op(op),
+            MeshMsg::JoinAnswer(answer) => self.on_join_answer(answer),
+            MeshMsg::User(op) => self.on_user_op(op),
+            MeshMsg::Terminate { app, user } => self.terminate_user(app, &user),
+            MeshMsg::Ask(q, reply) => {
+                let _ = reply.send(self.answer(&q));
+            }
             MeshMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -265,8 +301,25 @@ impl Worker {
             return false;
         };
         let sub = c.subs.swap_remove(i);
-        self.remove_sub(sub);
+        self.leave(key, sub);
         true
+    }
+
+    /// Removes one subscription and tells the channel's owner.
+    fn leave(&mut self, key: ConnKey, sub: Sub) {
+        let ch = self.registry.get(sub.chan);
+        let (app, channel) = (ch.app, ch.name.clone());
+        let user = self.get_mut(key).and_then(|c| {
+            let u = c.user.as_mut()?;
+            let i = u.presence.iter().position(|(ch, _)| *ch == channel)?;
+            Some(u.presence.swap_remove(i).1)
+        });
+        self.remove_sub(sub);
+        let owner = self.owner_of(app, &channel);
+        self.to_worker(
+            owner,
+            MeshMsg::Channel(ChannelOp::Leave { app, channel, user }),
+        );
     }
 
     /// Removes one registry entry and fixes the position of the subscriber moved into its place.
@@ -279,15 +332,52 @@ impl Worker {
         }
     }
 
-    /// Removes every subscription of `key`.
-    fn unsubscribe_all(&mut self, key: ConnKey) {
-        let subs = match self.get_mut(key) {
-            Some(c) => std::mem::take(&mut c.subs),
+    /// Removes every subscription of `key` and signs it out: what a connection that leaves must
+    /// undo, with each owner told.
+    fn leave_everything(&mut self, key: ConnKey) {
+        let (subs, user) = match self.get_mut(key) {
+            Some(c) => (std::mem::take(&mut c.subs), c.user.take()),
             None => return,
         };
-        for sub in subs {
-            self.remove_sub(sub);
+        if let Some(c) = self.get_mut(key) {
+            // Presence records are still needed by `leave`; pending joins are undone when their
+            // answers find the connection gone.
+            c.user = user.map(|mut u| {
+                u.pending.clear();
+                u
+            });
         }
+        for sub in subs {
+            self.leave(key, sub);
+        }
+        self.sign_out(key);
+    }
+
+    /// Forgets the sign-in of `key`, telling the user owner.
+    pub fn sign_out(&mut self, key: ConnKey) {
+        let Some(c) = self.get_mut(key) else { return };
+        let Some(u) = c.user.as_mut() else { return };
+        let Some((user, _)) = u.signed_in.take() else {
+            return;
+        };
+        let watchlist = std::mem::take(&mut u.watchlist);
+        let ConnKind::App(app) = c.kind else { return };
+        let index_key = (app, user.clone());
+        if let Some(keys) = self.signed_in.get_mut(&index_key) {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                self.signed_in.remove(&index_key);
+            }
+        }
+        let owner = user_owner(app, self.shared.mesh.len());
+        self.to_worker(
+            owner,
+            MeshMsg::User(UserOp::Signout {
+                app,
+                user,
+                watchlist,
+            }),
+        );
     }
 
     /// Starts closing a connection: it leaves its channels at once, gets its close frame (after
@@ -299,7 +389,7 @@ impl Worker {
             Some(c) if !c.is_closing() => c.closing_since = Some(now),
             _ => return,
         }
-        self.unsubscribe_all(key);
+        self.leave_everything(key);
         let mut frames = Vec::with_capacity(2);
         if how.pusher_error {
             frames.push(
@@ -347,7 +437,7 @@ impl Worker {
 
     /// Final removal of a connection whose reader has finished.
     pub fn remove(&mut self, key: ConnKey) {
-        self.unsubscribe_all(key);
+        self.leave_everything(key);
         if self.get(key).is_none() {
             return;
         }
@@ -360,6 +450,7 @@ impl Worker {
     /// The periodic liveness check: pings silent connections, closes those that did not
     /// answer with 4201, and shuts the sockets of connections that exceeded their close grace.
     pub fn sweep(&mut self) {
+        self.flush_counts();
         let now = self.now();
         let mut ping = Vec::new();
         let mut dead = Vec::new();
@@ -434,20 +525,6 @@ impl Worker {
         }
     }
 
-    /// Closes (for the caller's chosen reason) and forgets the frames of an upgrade that is
-    /// refused after the 101: used by the session.
-    pub fn refuse(&mut self, key: ConnKey, code: u16, reason: &'static str) {
-        self.close(
-            key,
-            Closing {
-                code,
-                reason,
-                pusher_error: true,
-                drop_queue: false,
-            },
-        );
-    }
-
     /// Number of open WebSocket connections on this worker.
     pub fn len(&self) -> usize {
         self.conns.len()
@@ -456,11 +533,6 @@ impl Worker {
     /// Whether this worker has no open WebSocket connection.
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
-    }
-
-    /// Channel of a subscription (for callers that inspect a connection's channels).
-    pub fn channel_name(&self, chan: ChanIdx) -> &str {
-        &self.registry.get(chan).name
     }
 }
 

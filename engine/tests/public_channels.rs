@@ -9,15 +9,26 @@ use support::*;
 
 #[test]
 fn connection_established_carries_a_socket_id_and_the_activity_timeout() {
-    let server = Server::start(&["--workers", "1"], &[("REVERB_APP_ACTIVITY_TIMEOUT", "42")]);
-    let mut ws = server.ws(&format!("/app/{APP_KEY}?protocol=7&client=js&version=8.6.0"));
+    let server = Server::start(
+        &["--workers", "1"],
+        &[("REVERB_APP_ACTIVITY_TIMEOUT", "42")],
+    );
+    let mut ws = server.ws(&format!(
+        "/app/{APP_KEY}?protocol=7&client=js&version=8.6.0"
+    ));
     let ev = ws.recv_event();
     assert_eq!(ev["event"], "pusher:connection_established");
     let data: serde_json::Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
     let sid = data["socket_id"].as_str().unwrap();
     let (a, b) = sid.split_once('.').unwrap();
-    assert!(!a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()), "{sid}");
-    assert!(!b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()), "{sid}");
+    assert!(
+        !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()),
+        "{sid}"
+    );
+    assert!(
+        !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()),
+        "{sid}"
+    );
     assert_eq!(data["activity_timeout"], 42);
     let (_, other) = server.client();
     assert_ne!(sid, other, "socket ids are unique");
@@ -39,7 +50,11 @@ fn events_reach_subscribers_byte_exact_and_respect_socket_exclusion() {
         let ev = ws.recv_event();
         assert_eq!(ev["event"], "App\\Events\\OrderShipped");
         assert_eq!(ev["channel"], "orders");
-        assert_eq!(ev["data"].as_str().unwrap(), data, "data is delivered as the same string");
+        assert_eq!(
+            ev["data"].as_str().unwrap(),
+            data,
+            "data is delivered as the same string"
+        );
     }
     // Laravel's toOthers(): the sender's socket id is excluded.
     let r = http.trigger(&["orders"], "ev2", "{}", Some(&sid_a));
@@ -62,7 +77,10 @@ fn trigger_to_many_channels_and_batches() {
     a.subscribe("c1");
     b.subscribe("c2");
     let mut http = Http::connect(server.port);
-    assert_eq!(http.trigger(&["c1", "c2", "c3"], "multi", "x", None).status, 200);
+    assert_eq!(
+        http.trigger(&["c1", "c2", "c3"], "multi", "x", None).status,
+        200
+    );
     assert_eq!(a.recv_event()["channel"], "c1");
     assert_eq!(b.recv_event()["channel"], "c2");
     let body = json!({"batch":[
@@ -74,9 +92,15 @@ fn trigger_to_many_channels_and_batches() {
     let r = http.signed("POST", &format!("/apps/{APP_ID}/batch_events"), &[], &body);
     assert_eq!(r.status, 200, "{}", r.body);
     let ev = a.recv_event();
-    assert_eq!((ev["event"].as_str(), ev["data"].as_str()), (Some("b1"), Some("1")));
+    assert_eq!(
+        (ev["event"].as_str(), ev["data"].as_str()),
+        (Some("b1"), Some("1"))
+    );
     let ev = a.recv_event();
-    assert_eq!((ev["event"].as_str(), ev["data"].as_str()), (Some("b3"), Some("3")));
+    assert_eq!(
+        (ev["event"].as_str(), ev["data"].as_str()),
+        (Some("b3"), Some("3"))
+    );
     assert_eq!(b.recv_event()["event"], "b2");
 }
 
@@ -143,11 +167,17 @@ fn refused_connections_get_the_pusher_close_code() {
 
 #[test]
 fn oversized_messages_close_with_1009() {
-    let server = Server::start(&["--workers", "1"], &[("REVERB_APP_MAX_MESSAGE_SIZE", "100")]);
+    let server = Server::start(
+        &["--workers", "1"],
+        &[("REVERB_APP_MAX_MESSAGE_SIZE", "100")],
+    );
     let (mut other, _) = server.client();
     other.subscribe("calm");
     let (mut ws, _) = server.client();
-    ws.send_text(&format!("{{\"event\":\"pusher:ping\",\"data\":\"{}\"}}", "x".repeat(200)));
+    ws.send_text(&format!(
+        "{{\"event\":\"pusher:ping\",\"data\":\"{}\"}}",
+        "x".repeat(200)
+    ));
     assert_eq!(ws.recv_close(), Some(1009));
     let mut http = Http::connect(server.port);
     http.trigger(&["calm"], "still", "here", None);
@@ -158,7 +188,10 @@ fn oversized_messages_close_with_1009() {
 fn silent_connections_are_pinged_then_closed_with_4201() {
     let server = Server::start(
         &["--workers", "1"],
-        &[("REVERB_APP_PING_INTERVAL", "1"), ("REVERB_APP_PONG_TIMEOUT", "1")],
+        &[
+            ("REVERB_APP_PING_INTERVAL", "1"),
+            ("REVERB_APP_PONG_TIMEOUT", "1"),
+        ],
     );
     let (mut silent, _) = server.client();
     let (mut alive, _) = server.client();
@@ -216,8 +249,20 @@ fn a_path_prefix_is_served_and_signed_without_it() {
     let mut http = Http::connect(server.port);
     let body = json!({"name":"p","channel":"prefixed","data":"d"}).to_string();
     // The SDKs sign `/apps/...` and send it under the prefix.
-    let q = signed_query("POST", &format!("/apps/{APP_ID}/events"), &[], &body, APP_KEY, APP_SECRET, now());
-    let r = http.request("POST", &format!("/ws/apps/{APP_ID}/events?{q}"), body.as_bytes());
+    let q = signed_query(
+        "POST",
+        &format!("/apps/{APP_ID}/events"),
+        &[],
+        &body,
+        APP_KEY,
+        APP_SECRET,
+        now(),
+    );
+    let r = http.request(
+        "POST",
+        &format!("/ws/apps/{APP_ID}/events?{q}"),
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(ws.recv_event()["event"], "p");
 }

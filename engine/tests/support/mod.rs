@@ -88,7 +88,9 @@ impl Server {
 
     /// A connected Pusher client of the test app (after `connection_established`).
     pub fn client(&self) -> (Ws, String) {
-        let mut ws = self.ws(&format!("/app/{APP_KEY}?protocol=7&client=js&version=8.6.0&flash=false"));
+        let mut ws = self.ws(&format!(
+            "/app/{APP_KEY}?protocol=7&client=js&version=8.6.0&flash=false"
+        ));
         let ev = ws.recv_event();
         assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
         let data: serde_json::Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
@@ -149,7 +151,9 @@ impl Ws {
     /// Sends an upgrade with extra headers; returns the client, the status and the head.
     pub fn try_connect(port: u16, path: &str, headers: &[(&str, &str)]) -> (Ws, u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         );
@@ -239,9 +243,14 @@ impl Ws {
     }
 
     pub fn subscribe(&mut self, channel: &str) {
-        self.send_json(serde_json::json!({"event":"pusher:subscribe","data":{"auth":"","channel":channel}}));
+        self.send_json(
+            serde_json::json!({"event":"pusher:subscribe","data":{"auth":"","channel":channel}}),
+        );
         let ev = self.recv_event();
-        assert_eq!(ev["event"], "pusher_internal:subscription_succeeded", "{ev}");
+        assert_eq!(
+            ev["event"], "pusher_internal:subscription_succeeded",
+            "{ev}"
+        );
         assert_eq!(ev["channel"], channel);
     }
 
@@ -254,7 +263,9 @@ impl Ws {
             Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&tmp[..n])),
             Err(_) => {}
         }
-        self.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
     }
 }
 
@@ -339,7 +350,9 @@ pub struct Http {
 impl Http {
     pub fn connect(port: u16) -> Http {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         Http {
             stream,
             buf: Vec::new(),
@@ -389,13 +402,25 @@ impl Http {
     }
 
     /// A signed API request, as the Pusher SDKs send it.
-    pub fn signed(&mut self, method: &str, path: &str, params: &[(&str, &str)], body: &str) -> Response {
+    pub fn signed(
+        &mut self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
         let query = signed_query(method, path, params, body, APP_KEY, APP_SECRET, now());
         self.request(method, &format!("{path}?{query}"), body.as_bytes())
     }
 
     /// Triggers `event` with `data` on `channels` (the SDKs' `trigger`).
-    pub fn trigger(&mut self, channels: &[&str], event: &str, data: &str, socket_id: Option<&str>) -> Response {
+    pub fn trigger(
+        &mut self,
+        channels: &[&str],
+        event: &str,
+        data: &str,
+        socket_id: Option<&str>,
+    ) -> Response {
         let mut body = serde_json::json!({"name": event, "data": data});
         if channels.len() == 1 {
             body["channel"] = channels[0].into();
@@ -411,7 +436,10 @@ impl Http {
 }
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// The query string of a signed API request.
