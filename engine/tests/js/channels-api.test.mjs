@@ -180,6 +180,45 @@ describe('subscription counts, cache channels and the channel query API (2 worke
     assert.deepEqual(await apiJson(sdk.get({ path: '/connections' })), { connections: before });
   });
 
+  it('subscription_count drops when subscribers vanish without a close frame', async ({ server, defer }) => {
+    const raws = await rawPushers(server, defer, 6);
+    for (const r of raws) r.subscribe('count-drop');
+    await Promise.all(raws.map((r) => r.succeeded('count-drop')));
+    for (const r of raws) await eventually(() => lastCount(r, 'count-drop') === 6, 'count 6');
+    for (const r of raws.slice(0, 3)) r.drop();
+    for (const r of raws.slice(3)) await eventually(() => lastCount(r, 'count-drop') === 3, 'count 3 after drops');
+    const info = await apiJson(
+      sdkFor(server).get({ path: '/channels/count-drop', params: { info: 'subscription_count' } }),
+    );
+    assert.deepEqual(info, { occupied: true, subscription_count: 3 });
+  });
+
+  it("triggerBatch with info answers one entry per event, in order", async ({ server, defer }) => {
+    const raws = await rawPushers(server, defer, 3);
+    for (const r of raws) r.subscribe('batch-a');
+    raws[0].subscribe('batch-b');
+    raws.forEach((r, i) => r.subscribeSigned(signer, 'presence-batch', `b${i % 2}`));
+    await Promise.all(raws.map((r) => r.succeeded('presence-batch')));
+    await Promise.all(raws.map((r) => r.succeeded('batch-a')));
+    await raws[0].succeeded('batch-b');
+    const body = await apiJson(
+      serverSdk(server).triggerBatch([
+        { channel: 'batch-a', name: 'e1', data: { n: 1 }, info: 'subscription_count' },
+        { channel: 'batch-b', name: 'e2', data: { n: 2 }, info: 'subscription_count' },
+        { channel: 'presence-batch', name: 'e3', data: { n: 3 }, info: 'user_count' },
+        { channel: 'batch-a', name: 'e4', data: { n: 4 } },
+      ]),
+    );
+    assert.deepEqual(body, {
+      batch: [{ subscription_count: 3 }, { subscription_count: 1 }, { user_count: 2 }, {}],
+    });
+    for (const r of raws) {
+      await r.event('e1', 'batch-a');
+      await r.event('e4', 'batch-a');
+      await r.event('e3', 'presence-batch');
+    }
+  });
+
   it('cache channel: pusher:cache_miss before any event, then the last event right after subscribing', async ({
     server,
     defer,

@@ -185,6 +185,14 @@ describe('several apps from one config file (2 workers)', () => {
     await eventually(async () => (await attempt(server, defer, { key: LIMITED.key })).established, 'a slot to free up');
   });
 
+  it('max_connections = 1 holds when eight connections race on both workers', async ({ server, defer }) => {
+    const results = await Promise.all(Array.from({ length: 8 }, () => attempt(server, defer, { key: LIMITED.key })));
+    const winners = results.filter((r) => r.established);
+    assert.equal(winners.length, 1, `established: ${winners.length}`);
+    for (const r of results.filter((x) => !x.established)) assert.equal(r.closeCode, 4004);
+    winners[0].client.drop();
+  });
+
   it('allowed_origins: Origin http://evil.test gets 4009, http://allowed.test connects', async ({
     server,
     defer,

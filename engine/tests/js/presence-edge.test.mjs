@@ -199,4 +199,86 @@ describe('presence channels: one member per user, every event exactly once (2 wo
     const info = await apiJson(sdkFor(server).get({ path: `/channels/${ch}`, params: { info: 'user_count' } }));
     assert.equal(info.user_count, 2);
   });
+  it('leaving and rejoining from another connection: removed then added again, once each', async ({
+    server,
+    defer,
+  }) => {
+    const ch = 'presence-rejoin';
+    const observer = await join(server, defer, ch, 'o');
+    const first = await join(server, defer, ch, 'r');
+    await eventually(() => addedIds(observer, ch).length >= 1, 'member_added');
+    first.unsubscribe(ch);
+    await eventually(() => removedIds(observer, ch).length >= 1, 'member_removed');
+    // Subscribing again on the same connection, then on a fresh one.
+    first.subscribeSigned(signer, ch, 'r');
+    await first.succeeded(ch);
+    await eventually(() => addedIds(observer, ch).length >= 2, 'the second member_added');
+    first.drop();
+    await eventually(() => removedIds(observer, ch).length >= 2, 'the second member_removed');
+    await join(server, defer, ch, 'r');
+    await eventually(() => addedIds(observer, ch).length >= 3, 'the third member_added');
+    await sleep(QUIET_MS);
+    assert.deepEqual(addedIds(observer, ch), ['r', 'r', 'r']);
+    assert.deepEqual(removedIds(observer, ch), ['r', 'r']);
+  });
+
+  it('a presence channel whose last member dropped is no longer listed as occupied', async ({ server, defer }) => {
+    const ch = 'presence-vanish';
+    const tabs = await Promise.all(['v1', 'v2', 'v3', 'v4'].map((u) => join(server, defer, ch, u)));
+    const sdk = sdkFor(server);
+    const listed = async () =>
+      ch in (await apiJson(sdk.get({ path: '/channels', params: { filter_by_prefix: 'presence-vanish' } }))).channels;
+    assert.equal(await listed(), true);
+    for (const t of tabs) t.drop();
+    await eventually(async () => !(await listed()), `${ch} to disappear from GET /channels`);
+    const info = await apiJson(sdk.get({ path: `/channels/${ch}`, params: { info: 'user_count' } }));
+    assert.equal(info.occupied, false);
+    assert.equal(info.user_count ?? 0, 0);
+    const users = await apiJson(sdk.get({ path: `/channels/${ch}/users` }));
+    assert.deepEqual(users, { users: [] });
+  });
+
+  it('the 101st distinct member is refused with pusher:subscription_error; a second tab of a member is not', async ({
+    server,
+    defer,
+  }) => {
+    // Hosted Pusher's limit: 100 members per presence channel (pusher-protocol.md 1.9).
+    const ch = 'presence-full';
+    const members = [];
+    for (let batch = 0; batch < 4; batch++) {
+      const cs = await rawPushers(server, defer, 25);
+      cs.forEach((c, i) => c.subscribeSigned(signer, ch, `m${batch * 25 + i}`));
+      await Promise.all(cs.map((c) => c.succeeded(ch)));
+      members.push(...cs);
+    }
+    const extra = await rawPusher(server, defer);
+    extra.subscribeSigned(signer, ch, 'one-too-many');
+    const f = await extra.take((m) => m.channel === ch, 'the answer for the 101st member');
+    assert.equal(f.event, 'pusher:subscription_error', JSON.stringify(f));
+    const d = dataOf(f);
+    assert.equal(typeof d.type, 'string');
+    assert.equal(typeof d.error, 'string');
+    assert.equal(typeof d.status, 'number');
+    // Another connection of an existing member adds no member, so it fits.
+    const again = await join(server, defer, ch, 'm0');
+    assert.equal(again.members.count, 100);
+    await sleep(QUIET_MS);
+    assert.equal(
+      members[1].count((m) => m.event === 'pusher_internal:member_added' && dataOf(m).user_id === 'one-too-many'),
+      0,
+      'the refused user was never announced',
+    );
+  });
+
+  it('channel_data with user_info over 1 KB is refused', async ({ server, defer }) => {
+    const c = await rawPusher(server, defer);
+    const big = signer.authorizeChannel(c.socketId, 'presence-big', {
+      user_id: 'big',
+      user_info: { bio: 'x'.repeat(2_000) },
+    });
+    c.subscribe('presence-big', big);
+    const f = await c.take((m) => m.channel === 'presence-big' || m.event === 'pusher:error', 'the answer');
+    assert.notEqual(f.event, 'pusher_internal:subscription_succeeded', JSON.stringify(f).slice(0, 300));
+    await c.roundTrip();
+  });
 });

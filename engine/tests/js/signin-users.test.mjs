@@ -225,4 +225,54 @@ describe('sign-in, server-to-user events, watchlists and terminate (2 workers)',
     await presenceOnly.roundTrip();
     await otherUser.roundTrip();
   });
+  it('signing in again as the same user is harmless; as another user it is refused with 4009', async ({
+    server,
+    defer,
+  }) => {
+    const sdk = auth.sdk;
+    const watcher = await rawSignedIn(server, defer, sdk, { id: '61', watchlist: ['62'] });
+    const c = await rawSignedIn(server, defer, sdk, { id: '62' });
+    const isOnline62 = (m) =>
+      m.event === 'pusher_internal:watchlist_events' &&
+      dataOf(m).events.some((e) => e.name === 'online' && e.user_ids.includes('62'));
+    await watcher.take(isOnline62, "'online' for 62");
+    c.send({ event: 'pusher:signin', data: sdk.authenticateUser(c.socketId, { id: '62' }) });
+    await c.event('pusher:signin_success');
+    c.send({ event: 'pusher:signin', data: sdk.authenticateUser(c.socketId, { id: '63' }) });
+    const e = await c.event('pusher:error');
+    assert.equal(dataOf(e).code, 4009);
+    await sleep(QUIET_MS);
+    assert.equal(watcher.count(isOnline62), 1, "a repeated sign-in sends no second 'online'");
+    // Still signed in as 62: user 62's events arrive, user 63's do not.
+    c.subscribe('#server-to-user-62');
+    await c.succeeded('#server-to-user-62');
+    await serverSdk(server).sendToUser('62', 'still-62', {});
+    await serverSdk(server).sendToUser('63', 'now-63', {});
+    await c.event('still-62', '#server-to-user-62');
+    await sleep(QUIET_MS);
+    assert.equal(c.count((m) => m.event === 'now-63'), 0);
+  });
+
+  it('a watchlist over 100 ids: sign-in succeeds, then pusher:error 4302', async ({ server, defer }) => {
+    const ids = Array.from({ length: 120 }, (_, i) => `w${i}`);
+    const c = await rawSignedIn(server, defer, auth.sdk, { id: '70', watchlist: ids });
+    const e = await c.event('pusher:error');
+    assert.equal(dataOf(e).code, 4302);
+    // The first 100 are watched: w5 coming online is reported.
+    await rawSignedIn(server, defer, auth.sdk, { id: 'w5' });
+    await c.take(
+      (m) =>
+        m.event === 'pusher_internal:watchlist_events' &&
+        dataOf(m).events.some((ev) => ev.name === 'online' && ev.user_ids.includes('w5')),
+      "'online' for w5",
+    );
+  });
+
+  it('sendToUser to a user with no connection answers {}', async ({ server }) => {
+    const r = await apiCall(serverSdk(server).sendToUser('nobody-here', 'evt', { a: 1 }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, {});
+    const t = await apiCall(serverSdk(server).terminateUserConnections('nobody-here'));
+    assert.equal(t.status, 200);
+  });
 });
