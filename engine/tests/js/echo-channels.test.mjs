@@ -331,4 +331,53 @@ describe('laravel-echo on private, presence and encrypted channels (2 workers)',
     c.subscribe('private-wire', { auth: good.auth });
     await c.succeeded('private-wire');
   });
+  it('malformed subscriptions are refused and the connection stays usable', async ({ server, defer }) => {
+    const sdk = auth.sdk;
+    const c = await rawPusher(server, defer);
+    const long = `x${'a'.repeat(164)}`; // 165 characters: over Pusher's 164
+    const noData = sdk.authorizeChannel(c.socketId, 'presence-nodata');
+    const badData = `${server.app.key}:${'0'.repeat(64)}`;
+    const cases = [
+      ['presence-nodata', { auth: noData.auth }, 'presence without channel_data'],
+      ['presence-baddata', { auth: badData, channel_data: 'not json' }, 'channel_data that is not JSON'],
+      ['presence-nouser', sdk.authorizeChannel(c.socketId, 'presence-nouser', { user_info: {} }), 'channel_data without user_id'],
+      [long, {}, 'a 165-character channel name'],
+      ['bad channel!', {}, 'a channel name with a space and !'],
+      ['#not-server-to-user', {}, 'a # name that is not #server-to-user-'],
+    ];
+    for (const [channel, fields, what] of cases) {
+      c.subscribe(channel, fields);
+      const f = await c.take(
+        (m) => m.channel === channel || m.event === 'pusher:error',
+        `the answer to a subscribe with ${what}`,
+      );
+      assert.ok(
+        f.event === 'pusher:subscription_error' || f.event === 'pusher:error',
+        `${what}: ${JSON.stringify(f).slice(0, 300)}`,
+      );
+      await c.roundTrip();
+    }
+    await sleep(QUIET_MS);
+    assert.equal(c.count((m) => m.event === 'pusher_internal:subscription_succeeded'), 0);
+    c.subscribe('still-fine');
+    await c.succeeded('still-fine');
+  });
+
+  it("toOthers() on a presence channel: Echo.socketId() is left out on whichever worker it is", async ({
+    server,
+    defer,
+  }) => {
+    const tabs = [31, 32, 33, 34, 35].map((u) => {
+      const echo = newEcho(server, auth, defer, u);
+      const got = recorder(`user ${u} .Said`);
+      const ch = echo.join('talk').listen('.Said', got);
+      return { echo, got, ready: whenSubscribed(ch, `user ${u} presence-talk`) };
+    });
+    await Promise.all(tabs.map((t) => t.ready));
+    await serverSdk(server).trigger('presence-talk', 'Said', { text: 'hi' }, { socket_id: tabs[0].echo.socketId() });
+    await Promise.all(tabs.slice(1).map((t) => t.got.waitFor(1)));
+    await sleep(QUIET_MS);
+    assert.equal(tabs[0].got.calls.length, 0, 'the sender socket is excluded');
+    for (const t of tabs.slice(1)) assert.equal(t.got.calls.length, 1);
+  });
 });

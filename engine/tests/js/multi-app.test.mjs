@@ -15,13 +15,15 @@ import {
   dataOf,
   defaultApp,
   eventually,
+  rawPusher,
   rawPushers,
   sdkFor,
   writeConfig,
 } from './support.mjs';
 
 const A = defaultApp();
-const B = { id: '500002', key: 'app-b-key', secret: 'app-b-secret' };
+const B = { id: '500002', key: 'app-b-key', secret: 'app-b-secret', activity_timeout: 45 };
+const NOWATCH = { id: '500006', key: 'nowatch-key', secret: 'nowatch-secret', watchlist_events: false };
 const DISABLED = { id: '500003', key: 'disabled-key', secret: 'disabled-secret', enabled: false };
 const LIMITED = { id: '500004', key: 'limited-key', secret: 'limited-secret', max_connections: 1 };
 const ORIGINS = { id: '500005', key: 'origin-key', secret: 'origin-secret', allowed_origins: ['allowed.test'] };
@@ -51,7 +53,7 @@ async function attempt(server, defer, opts) {
 }
 
 describe('several apps from one config file (2 workers)', () => {
-  const file = writeConfig({ apps: [A, B, DISABLED, LIMITED, ORIGINS] });
+  const file = writeConfig({ apps: [A, B, DISABLED, LIMITED, ORIGINS, NOWATCH] });
   const { it } = useRingcast({
     workers: 2,
     args: ['--config', file],
@@ -112,6 +114,68 @@ describe('several apps from one config file (2 workers)', () => {
     assert.equal(b1.count((m) => m.event === 'pusher_internal:member_added'), 0);
     const users = await apiJson(sdkFor(server, B).get({ path: '/channels/presence-room/users' }));
     assert.deepEqual(users, { users: [{ id: 'bob' }] });
+  });
+
+  it('users, cached events and settings are per app', async ({ server, defer }) => {
+    // The same user id signed in on A and on B.
+    const signIn = async (app, id, watchlist) => {
+      const c = await rawPusher(server, defer, { key: app.key });
+      const data = signerFor(app).authenticateUser(c.socketId, watchlist ? { id, watchlist } : { id });
+      c.send({ event: 'pusher:signin', data });
+      await c.event('pusher:signin_success');
+      c.subscribe(`#server-to-user-${id}`);
+      await c.succeeded(`#server-to-user-${id}`);
+      return c;
+    };
+    const aWatcher = await signIn(A, 'watcher', ['7']);
+    const a7 = await signIn(A, '7');
+    const b7 = await signIn(B, '7');
+    const bWatcher = await signIn(B, 'watcher', ['nobody']);
+    await sdkFor(server, A).sendToUser('7', 'for-a7', {});
+    await a7.event('for-a7', '#server-to-user-7');
+    await sdkFor(server, A).terminateUserConnections('7');
+    await a7.closed;
+    await aWatcher.take(
+      (m) =>
+        m.event === 'pusher_internal:watchlist_events' &&
+        dataOf(m).events.some((e) => e.name === 'offline' && e.user_ids.includes('7')),
+      "A's watcher told that A's user 7 went offline",
+    );
+    await b7.roundTrip();
+    await sleep(QUIET_MS);
+    assert.equal(b7.count((m) => m.event === 'for-a7'), 0, "A's sendToUser reached B's user 7");
+    assert.equal(b7.closeInfo, undefined, "A's terminate closed B's user 7");
+    assert.equal(
+      bWatcher.count((m) => m.event === 'pusher_internal:watchlist_events' && JSON.stringify(dataOf(m)).includes('"7"')),
+      0,
+    );
+
+    // A cached event of A is not B's.
+    await sdkFor(server, A).trigger('cache-shared-name', 'state', { app: 'A' });
+    const bCache = await rawPusher(server, defer, { key: B.key });
+    bCache.subscribe('cache-shared-name');
+    await bCache.succeeded('cache-shared-name');
+    await bCache.event('pusher:cache_miss', 'cache-shared-name');
+
+    // Per-app activity_timeout is what connection_established announces.
+    assert.equal(bCache.activityTimeout, 45);
+    assert.equal(aWatcher.activityTimeout, 30, 'the default activity_timeout is 30 (Reverb)');
+
+    // subscription_count is off by default: no count events on B.
+    await sleep(QUIET_MS);
+    assert.equal(bCache.count((m) => m.event === 'pusher_internal:subscription_count'), 0);
+  });
+
+  it('watchlist_events = false: sign-in works, no watchlist events', async ({ server, defer }) => {
+    const w = await rawPusher(server, defer, { key: NOWATCH.key });
+    w.send({ event: 'pusher:signin', data: signerFor(NOWATCH).authenticateUser(w.socketId, { id: 'w', watchlist: ['x'] }) });
+    await w.event('pusher:signin_success');
+    const x = await rawPusher(server, defer, { key: NOWATCH.key });
+    x.send({ event: 'pusher:signin', data: signerFor(NOWATCH).authenticateUser(x.socketId, { id: 'x' }) });
+    await x.event('pusher:signin_success');
+    x.drop();
+    await sleep(QUIET_MS);
+    assert.equal(w.count((m) => m.event === 'pusher_internal:watchlist_events'), 0);
   });
 
   it("app B's credentials cannot trigger on app A (401), nor authorise A's channels", async ({
