@@ -107,9 +107,11 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         .collect();
     let rx = start(&fleet, threads, !common.no_pin, subs, Vec::new());
     {
+        // Runs until this process exits: the child keeps its sockets open until its stdin
+        // closes, so none of them closes while the results are being collected.
         let shared = shared.clone();
         std::thread::spawn(move || {
-            while shared.phase() < Phase::Done {
+            loop {
                 let n = shared.counters.ops.load(Ordering::SeqCst);
                 if stdin.write_all(&n.to_le_bytes()).is_err() {
                     return;
@@ -143,7 +145,8 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
     let elapsed = (monotonic_ns() - run_start) as f64 / 1e9;
     shared.set_phase(Phase::Done);
     let outs = collect(&rx, threads, Duration::from_secs(30))?;
-    let _ = child.wait();
+    // The child exits by itself when this process exits and its stdin closes.
+    drop(child);
 
     let delivered = shared.counters.ops.load(Ordering::SeqCst);
     let mut report = Report::new("ceiling", "deliveries");

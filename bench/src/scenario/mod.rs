@@ -298,7 +298,9 @@ async fn subscriber(local: Rc<Local>, slot: usize, spec: SubSpec) {
     let shared = &fleet.shared;
     let counters = &shared.counters;
     let channel = channel_name(spec.channel);
-    let opened = async {
+    // Boxed so that the handshake's state is freed once it is done: the task that stays
+    // parked on the connection's reads keeps only the reading loop's state.
+    let opened = Box::pin(async {
         if let Some(addr) = spec.raw {
             let conn = open_raw(addr, &spec, &local).await?;
             counters.connected.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +325,7 @@ async fn subscriber(local: Rc<Local>, slot: usize, spec: SubSpec) {
             Err(_) => return Err(BenchError::Timeout("subscription_succeeded")),
         }
         Ok(conn)
-    }
+    })
     .await;
     local.opening.set(local.opening.get() - 1);
     let mut conn = match opened {
@@ -393,7 +395,11 @@ async fn subscriber(local: Rc<Local>, slot: usize, spec: SubSpec) {
     if shared.phase() < Phase::Drain || spec.kind == SubKind::Stalled {
         counters.closed.fetch_add(1, Ordering::Relaxed);
     }
-    local.subs.borrow_mut()[slot].end = end;
+    // Once the results are being collected, the run is over: a close seen now (a server or
+    // sender shutting down) is not the subscriber's fate during the run.
+    if shared.phase() < Phase::Done {
+        local.subs.borrow_mut()[slot].end = end;
+    }
 }
 
 /// A soak churner: connect, subscribe, read for a while, unsubscribe, disconnect; again until
