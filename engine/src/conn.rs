@@ -135,25 +135,26 @@ impl OutQueue {
     }
 
     /// Offers `frame` to the socket: written at once when nothing is queued before it and the
-    /// socket takes it, else queued behind what waits.
-    pub fn offer(&mut self, fd: RawFd, frame: Bytes) -> Offer {
+    /// socket takes it, else queued behind what waits. The frame is borrowed: only a frame that
+    /// must wait is retained (a reference count, never a copy), so the common case of a healthy
+    /// subscriber touches neither the allocator nor the shared buffer's counter.
+    pub fn offer(&mut self, fd: RawFd, frame: &Bytes) -> Offer {
         if !self.frames.is_empty() {
-            self.push(frame);
+            self.push(frame.clone());
             return Offer::Queued;
         }
-        match sys::sendv(fd, &[IoSlice::new(&frame)]) {
+        match sys::sendv(fd, &[IoSlice::new(frame)]) {
             Ok(n) if n == frame.len() => Offer::Sent,
             Ok(n) => {
                 self.partial_front = n > 0;
                 self.push(frame.slice(n..));
                 Offer::Queued
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.push(frame);
-                Offer::Queued
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                self.push(frame);
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                self.push(frame.clone());
                 Offer::Queued
             }
             Err(_) => Offer::Failed,
@@ -242,7 +243,7 @@ mod tests {
         let mut sent = 0usize;
         let mut queued = false;
         for _ in 0..200 {
-            match q.offer(fd, frame.clone()) {
+            match q.offer(fd, &frame) {
                 Offer::Sent => sent += frame.len(),
                 Offer::Queued => queued = true,
                 Offer::Failed => panic!("socket failed"),

@@ -145,13 +145,16 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
                     }
                 }
                 let body = buf.split_to(req.content_length).to_vec();
-                let resp = crate::api::serve(&worker, &req, &path, body).await;
+                // Boxed: the API's state is large and only exists while a request is served.
+                let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
                 if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
                     return;
                 }
             }
             Target::Echo | Target::App(_) | Target::PathNotFound => {
-                return websocket(worker, stream, req, what, buf).await;
+                // Boxed, so that the many connections in a burst of handshakes each hold a
+                // small future while they wait for their request head.
+                return Box::pin(websocket(worker, stream, req, what, buf)).await;
             }
         }
         allowance = KEEP_ALIVE_IDLE;

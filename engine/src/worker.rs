@@ -92,7 +92,11 @@ pub struct Worker {
     pub owned: Owned,
     /// Local connections signed in as each user.
     pub signed_in: HashMap<(AppIdx, Arc<str>), Vec<ConnKey>>,
+    handshakes_since_trim: u32,
 }
+
+/// Handshakes after which the sweep hands freed memory back to the kernel.
+const TRIM_AFTER_HANDSHAKES: u32 = 1000;
 
 /// Size of the per-worker read buffer.
 const SCRATCH: usize = 64 * 1024;
@@ -119,6 +123,7 @@ impl Worker {
                 doomed: Vec::new(),
                 owned: Owned::new(apps),
                 signed_in: HashMap::new(),
+                handshakes_since_trim: 0,
             })
         })
     }
@@ -195,7 +200,7 @@ impl Worker {
         if let Some(c) = self.conns.get_mut(key.slot as usize)
             && c.generation == key.generation
         {
-            offer(&self.me, &mut self.doomed, max, key, c, frame);
+            offer(&self.me, &mut self.doomed, max, key, c, &frame);
         }
         self.close_doomed();
     }
@@ -224,7 +229,7 @@ impl Worker {
             if c.generation != key.generation || except == Some(c.socket_id) {
                 continue;
             }
-            offer(&self.me, &mut self.doomed, max, key, c, frame.clone());
+            offer(&self.me, &mut self.doomed, max, key, c, frame);
         }
         self.close_doomed();
     }
@@ -425,7 +430,7 @@ impl Worker {
         }
         let mut failed = false;
         for f in frames {
-            failed |= c.out.offer(c.fd, f) == Offer::Failed;
+            failed |= c.out.offer(c.fd, &f) == Offer::Failed;
         }
         if failed {
             sys::shutdown(c.fd, true, true);
@@ -458,6 +463,10 @@ impl Worker {
     /// answer with 4201, and shuts the sockets of connections that exceeded their close grace.
     pub fn sweep(&mut self) {
         self.flush_counts();
+        if self.handshakes_since_trim >= TRIM_AFTER_HANDSHAKES {
+            self.handshakes_since_trim = 0;
+            sys::release_free_memory();
+        }
         let now = self.now();
         let mut ping = Vec::new();
         let mut dead = Vec::new();
@@ -560,7 +569,7 @@ fn offer(
     max: usize,
     key: ConnKey,
     c: &mut Conn,
-    frame: Bytes,
+    frame: &Bytes,
 ) {
     if c.is_closing() {
         return;
