@@ -216,6 +216,21 @@ impl Ws {
         }
     }
 
+    /// Reads one frame, or `None` when the read timeout passes first.
+    pub fn try_recv_timeout(&mut self) -> Option<Frame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut tmp = [0u8; 65536];
+            match self.stream.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    }
+
     pub fn recv(&mut self) -> Frame {
         self.try_recv().expect("connection ended")
     }
@@ -364,8 +379,9 @@ impl Http {
             "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        self.stream.write_all(head.as_bytes()).unwrap();
-        self.stream.write_all(body).unwrap();
+        let mut req = head.into_bytes();
+        req.extend_from_slice(body);
+        self.stream.write_all(&req).unwrap();
         self.read_response()
     }
 

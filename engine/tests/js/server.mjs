@@ -1,0 +1,155 @@
+// Starts a real `ringcast` process for one test file and stops it afterwards.
+//
+// The binary comes from RINGCAST_BIN (set by .ci/test) or, when that is unset, from the
+// workspace's target/release/ringcast. Every server gets a free loopback port and its own app
+// credentials through the Reverb environment variables, exactly as an operator would configure
+// it. Everything the process prints is kept so that a failing test can show it.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const workspaceRoot = path.resolve(here, '..', '..', '..');
+
+export const APP = Object.freeze({
+  id: '424242',
+  key: 'ringcast-test-key',
+  secret: 'ringcast-test-secret',
+});
+
+const READY_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+/** The ringcast binary under test. */
+export function ringcastBin() {
+  const bin = process.env.RINGCAST_BIN || path.join(workspaceRoot, 'target', 'release', 'ringcast');
+  if (!existsSync(bin)) {
+    throw new Error(
+      `ringcast binary not found at ${bin}: run \`cargo build --release -p ringcast\` or set RINGCAST_BIN`,
+    );
+  }
+  return bin;
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Spawns `ringcast start --host 127.0.0.1 --port <free> [--workers N] [extraArgs...]` and resolves
+ * once it prints `ringcast listening on 127.0.0.1:<port>`.
+ *
+ * @param {object} [opts]
+ * @param {number} [opts.workers] value for --workers (omitted when undefined)
+ * @param {Record<string,string>} [opts.env] extra environment variables
+ * @param {string[]} [opts.args] extra command-line arguments
+ */
+export async function startRingcast({ workers, env = {}, args = [] } = {}) {
+  const bin = ringcastBin();
+  const port = await freePort();
+  const host = '127.0.0.1';
+  const argv = ['start', '--host', host, '--port', String(port)];
+  if (workers !== undefined) argv.push('--workers', String(workers));
+  argv.push(...args);
+
+  // A fresh working directory, so no `.env` file next to the tests changes the configuration.
+  const cwd = mkdtempSync(path.join(os.tmpdir(), 'ringcast-test-'));
+  const child = spawn(bin, argv, {
+    cwd,
+    env: {
+      ...process.env,
+      REVERB_APP_ID: APP.id,
+      REVERB_APP_KEY: APP.key,
+      REVERB_APP_SECRET: APP.secret,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  let output = '';
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      rmSync(cwd, { recursive: true, force: true });
+      resolve(exited);
+    });
+  });
+
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`ringcast did not print its ready line within ${READY_TIMEOUT_MS} ms`)),
+      READY_TIMEOUT_MS,
+    );
+    const expected = `ringcast listening on ${host}:${port}`;
+    const onData = (chunk) => {
+      output += chunk.toString('utf8');
+      if (output.includes(expected)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk) => {
+      output += chunk.toString('utf8');
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    exitPromise.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`ringcast exited before it was ready (code ${code}, signal ${signal})`));
+    });
+  });
+
+  const server = {
+    host,
+    port,
+    app: APP,
+    wsUrl: `ws://${host}:${port}`,
+    httpUrl: `http://${host}:${port}`,
+    /** Everything the process printed so far, plus how it ended if it did. */
+    output() {
+      const end = exited ? `\n[ringcast exited: code ${exited.code}, signal ${exited.signal}]` : '';
+      return `${output}${end}`;
+    },
+    /** Whether the process is still running. */
+    alive() {
+      return exited === null;
+    },
+    /** SIGTERM, then SIGKILL if it has not exited within a few seconds. */
+    async stop() {
+      if (exited) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (!exited) child.kill('SIGKILL');
+      }, STOP_TIMEOUT_MS);
+      const result = await exitPromise;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+
+  try {
+    await ready;
+  } catch (err) {
+    await server.stop();
+    err.message += `\n--- ringcast output ---\n${server.output()}`;
+    throw err;
+  }
+  return server;
+}
