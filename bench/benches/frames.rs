@@ -1,0 +1,106 @@
+//! WebSocket framing by payload size: decoding a client's masked frames (header parse,
+//! unmasking, UTF-8 validation for text), encoding server frames, and the unmasking loop on its
+//! own, fast path against the reference.
+//!
+//! Throughput is payload bytes, so criterion reports MB/s. Sizes: 16 B (a ping-sized message),
+//! 125 B (the largest 7-bit length and the largest control frame), 1 KiB (a typical Pusher
+//! event), 16 KiB and 64 KiB (large messages, above Pusher's 10 KB event limit, to show the
+//! per-byte cost once per-frame overhead is amortised).
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig};
+use ringcast_protocol::ws::encode;
+use ringcast_protocol::ws::frame::Opcode;
+use ringcast_protocol::ws::mask::{apply_mask, apply_mask_reference};
+
+const SIZES: [usize; 5] = [16, 125, 1024, 16 * 1024, 64 * 1024];
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// Limits large enough for every size measured.
+const CONFIG: DecoderConfig = DecoderConfig {
+    max_frame_size: 1 << 20,
+    max_message_size: 1 << 20,
+    require_mask: true,
+};
+
+/// JSON-like ASCII text of `len` bytes, the shape of Pusher traffic.
+fn payload(len: usize) -> Vec<u8> {
+    br#"{"event":"client-typing","channel":"private-chat","data":{"name":"Taylor"}} "#
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect()
+}
+
+/// A client's frame: the server encoder's frame with the mask bit, key and masked payload.
+fn masked_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+    let frame = encode::frame(opcode, payload);
+    let header = encode::header_len(payload.len());
+    let mut out = frame[..header].to_vec();
+    out[1] |= 0x80;
+    out.extend_from_slice(&KEY);
+    let mut body = payload.to_vec();
+    apply_mask_reference(&mut body, KEY);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn decode(c: &mut Criterion) {
+    for (name, opcode) in [
+        ("decode_text", Opcode::Text),
+        ("decode_binary", Opcode::Binary),
+    ] {
+        let mut group = c.benchmark_group(name);
+        for size in SIZES {
+            let frame = masked_frame(opcode, &payload(size));
+            group.throughput(Throughput::Bytes(size as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(size), &frame, |b, frame| {
+                b.iter_batched_ref(
+                    || (Decoder::new(CONFIG), BytesMut::from(&frame[..])),
+                    |(decoder, buf)| {
+                        let msg = decoder.decode(buf).expect("valid frame");
+                        black_box(msg.expect("complete frame"))
+                    },
+                    BatchSize::SmallInput,
+                );
+            });
+        }
+        group.finish();
+    }
+}
+
+fn encode_text(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode_text");
+    for size in SIZES {
+        let payload = payload(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &payload, |b, p| {
+            b.iter(|| encode::text(black_box(p)));
+        });
+    }
+    group.finish();
+}
+
+fn unmask(c: &mut Criterion) {
+    for (name, f) in [
+        ("mask_fast", apply_mask as fn(&mut [u8], [u8; 4])),
+        ("mask_reference", apply_mask_reference),
+    ] {
+        let mut group = c.benchmark_group(name);
+        for size in SIZES {
+            let mut buf = payload(size);
+            group.throughput(Throughput::Bytes(size as u64));
+            group.bench_function(BenchmarkId::from_parameter(size), |b| {
+                b.iter(|| f(black_box(&mut buf), black_box(KEY)));
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, decode, encode_text, unmask);
+criterion_main!(benches);
