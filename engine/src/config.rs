@@ -358,6 +358,8 @@ impl Config {
             .unwrap_or(0);
         self.limits.max_message_size = max_msg;
         self.limits.max_frame_size = max_msg;
+        // A queue must hold at least a couple of the largest frames an echo can produce.
+        self.limits.max_outbound_bytes = self.limits.max_outbound_bytes.max(2 * max_msg + 64);
         Ok(self)
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use futures_util::task::AtomicWaker;
 use ringcast_protocol::pusher::socket_id::SocketId;
 
@@ -153,11 +153,8 @@ impl Inbox {
         let slot = &self.mesh.slots[self.id.0 as usize];
         poll_fn(|cx| {
             slot.waker.register(cx.waker());
-            loop {
-                match self.rx.try_recv() {
-                    Ok(msg) => out.push(msg),
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-                }
+            while let Ok(msg) = self.rx.try_recv() {
+                out.push(msg);
             }
             if out.is_empty() {
                 Poll::Pending

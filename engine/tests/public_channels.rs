@@ -276,13 +276,13 @@ fn a_slow_consumer_is_closed_with_4100_while_a_fast_one_gets_everything() {
     fast.subscribe("flood");
     let payload = "y".repeat(8000);
     let fast_reader = std::thread::spawn(move || {
-        for i in 0..400 {
+        for i in 0..1500 {
             let ev = fast.recv_event();
             assert_eq!(ev["event"], format!("e{i}"));
         }
     });
     let mut http = Http::connect(server.port);
-    for i in 0..400 {
+    for i in 0..1500 {
         let r = http.trigger(&["flood"], &format!("e{i}"), &payload, None);
         assert_eq!(r.status, 200);
     }
