@@ -50,8 +50,11 @@ ensure_kosoku() {
     return
   fi
   KOSOKU="$KOSOKU_VENV/bin/kosoku"
-  if [[ -x "$KOSOKU" ]] \
-    && "$KOSOKU_VENV/bin/pip" show kosoku 2>/dev/null | grep -qx "Version: $KOSOKU_VERSION"; then
+  local installed=""
+  if [[ -x "$KOSOKU" ]]; then
+    installed="$("$KOSOKU_VENV/bin/pip" show kosoku 2>/dev/null || true)"
+  fi
+  if grep -qx "Version: $KOSOKU_VERSION" <<<"$installed"; then
     return
   fi
   echo "creating $KOSOKU_VENV with kosoku==$KOSOKU_VERSION"
