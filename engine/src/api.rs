@@ -110,6 +110,9 @@ impl Worker {
             Ok(q) => q,
             Err(e) => return Plan::Done(e.response(keep_alive)),
         };
+        if !app.cfg.enabled {
+            return Plan::Done(http::json_error(403, "Application is disabled", keep_alive));
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -123,6 +126,14 @@ impl Worker {
         }
         let app = app.idx;
         let ok = |b: &[u8]| Plan::Done(http::json_ok(b, keep_alive));
+        let publishes = matches!(
+            route,
+            Route::Events { .. } | Route::BatchEvents { .. } | Route::LegacyChannelEvents { .. }
+        );
+        if publishes && self.shutting_down {
+            // Refused rather than accepted and then lost: the application's queue retries it.
+            return Plan::Done(http::json_error(503, "Server is shutting down", keep_alive));
+        }
         match route {
             Route::Events { .. } => match parse_event(body, limits) {
                 Ok(ev) => {

@@ -144,6 +144,8 @@ struct FileConfig {
     echo: Option<bool>,
     shutdown_timeout: Option<u64>,
     max_request_size: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+    max_outbound_bytes: Option<usize>,
     apps: Vec<AppConfig>,
 }
 
@@ -228,6 +230,12 @@ impl Config {
         if let Some(m) = file.max_request_size {
             self.limits.max_request_body = m;
         }
+        if let Some(t) = file.handshake_timeout_ms {
+            self.limits.handshake_timeout_ms = t;
+        }
+        if let Some(m) = file.max_outbound_bytes {
+            self.limits.max_outbound_bytes = m;
+        }
         self.apps = file.apps;
         Ok(())
     }
@@ -247,6 +255,14 @@ impl Config {
         }
         if let Some(v) = vars.get("RINGCAST_WORKERS") {
             self.workers = parse(v, "RINGCAST_WORKERS", "a number of worker threads")?;
+        }
+        if let Some(v) = vars.get("RINGCAST_HANDSHAKE_TIMEOUT_MS") {
+            self.limits.handshake_timeout_ms =
+                parse(v, "RINGCAST_HANDSHAKE_TIMEOUT_MS", "milliseconds")?;
+        }
+        if let Some(v) = vars.get("RINGCAST_MAX_OUTBOUND_BYTES") {
+            self.limits.max_outbound_bytes =
+                parse(v, "RINGCAST_MAX_OUTBOUND_BYTES", "a size in bytes")?;
         }
         if let Some(v) = vars.get("RINGCAST_SHUTDOWN_TIMEOUT") {
             self.shutdown_timeout =

@@ -26,9 +26,11 @@
 //! 5. **Small idle connections.** An idle connection holds no read buffer: its reader waits for
 //!    readiness and reads into the worker's scratch buffer ([`session`]). Liveness is one
 //!    sweep per worker per second, not a timer per connection.
-//! 6. **One owner per cluster-wide fact.** Connections per app: the app's atomic counter.
-//!    Channel subscribers: each worker for its own connections; a publish is resolved by every
-//!    worker against its own registry.
+//! 6. **One owner per cluster-wide fact** ([`owner`] has the table). Connections per app: the
+//!    app's atomic counter. A channel's subscription count, presence members and cached event:
+//!    the channel's owner worker, chosen by hashing the channel name. Users' online status and
+//!    watchers: the app's user owner. Local subscribers and signed-in connections: each worker
+//!    for its own; a publish is resolved by every worker against its own registry.
 //! 7. **Time and randomness enter the protocol crate as arguments**, so its tests are
 //!    deterministic.
 //!

@@ -48,8 +48,13 @@ pub enum MeshMsg {
     Terminate { app: AppIdx, user: Arc<str> },
     /// A question for the receiving worker about the facts it owns.
     Ask(Question, oneshot::Sender<Answer>),
-    /// Stop accepting, close every connection with 4200, and exit once drained.
-    Shutdown,
+    /// First step of a shutdown: stop accepting connections and publishes, then acknowledge.
+    /// Once every worker has acknowledged, every publish that was accepted is already queued
+    /// ahead of the second step on every worker.
+    Quiesce(std::sync::mpsc::Sender<()>),
+    /// Second step: close every connection with 4200 after what is queued for it, and exit
+    /// once drained.
+    Drain,
 }
 
 struct Slot {

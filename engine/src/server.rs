@@ -74,8 +74,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut forever = signals.forever();
     if let Some(sig) = forever.next() {
         tracing::info!(signal = sig, "shutting down");
+        let (ack_tx, ack_rx) = mpsc::channel();
         for i in 0..mesh.len() {
-            mesh.send(ShardId(i as u16), MeshMsg::Shutdown);
+            mesh.send(ShardId(i as u16), MeshMsg::Quiesce(ack_tx.clone()));
+        }
+        for _ in 0..mesh.len() {
+            if ack_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                break;
+            }
+        }
+        for i in 0..mesh.len() {
+            mesh.send(ShardId(i as u16), MeshMsg::Drain);
         }
     }
     let deadline = Instant::now() + shared.config.shutdown_timeout + Duration::from_secs(2);
@@ -156,6 +165,17 @@ fn worker_main(
         let _ = ready.send(Ok((local, driver)));
         monoio::spawn(accept_loop(worker.clone(), listener));
         monoio::spawn(sweep_loop(worker.clone()));
+        #[cfg(feature = "fault-injection")]
+        if id.0 as usize + 1 == shared.mesh.len()
+            && let Some(ms) = std::env::var("RINGCAST_FAULT_PANIC_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        {
+            monoio::spawn(async move {
+                monoio::time::sleep(Duration::from_millis(ms)).await;
+                panic!("fault injection: worker {} panics", id.0);
+            });
+        }
         inbox_loop(worker, inbox, shared.config.shutdown_timeout).await;
     });
 }
@@ -181,7 +201,7 @@ async fn inbox_loop(
         for msg in batch.drain(..) {
             w.on_mesh(msg);
         }
-        if w.shutting_down {
+        if w.draining {
             break;
         }
     }

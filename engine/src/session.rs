@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
@@ -95,29 +95,25 @@ fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
     sys::set_nodelay(stream.as_raw_fd());
     let stream = Rc::new(stream);
-    let (limits, handshake_timeout) = {
-        let w = worker.borrow();
-        let l = w.shared.config.limits.clone();
-        let t = Duration::from_millis(l.handshake_timeout_ms);
-        (l, t)
-    };
+    let shared = worker.borrow().shared.clone();
+    let handshake_timeout = Duration::from_millis(shared.config.limits.handshake_timeout_ms);
     let mut buf = BytesMut::new();
-    let mut wait = handshake_timeout;
+    // The whole head of the first request must arrive within the handshake timeout (a client
+    // trickling bytes does not extend it); later requests on a kept-alive API connection get
+    // the idle allowance for theirs.
+    let mut allowance = handshake_timeout;
     loop {
+        let deadline = Instant::now() + allowance;
         let req = loop {
-            match http::parse_request(&buf, &limits) {
+            match http::parse_request(&buf, &shared.config.limits) {
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = write_all(
-                        &stream,
-                        &http::json_error(e.status(), &e.to_string(), false),
-                    )
-                    .await;
+                    let _ = write_all(&stream, &e.response()).await;
                     return;
                 }
             }
-            match read_more(&worker, &stream, &mut buf, wait).await {
+            match read_more(&worker, &stream, &mut buf, deadline).await {
                 Ok(true) => {}
                 Ok(false) if !buf.is_empty() => {
                     let _ = write_all(&stream, &http::json_error(408, "Request timed out", false))
@@ -141,8 +137,9 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
                 return;
             }
             Target::Api(path) => {
+                let deadline = Instant::now() + handshake_timeout;
                 while buf.len() < req.content_length {
-                    match read_more(&worker, &stream, &mut buf, handshake_timeout).await {
+                    match read_more(&worker, &stream, &mut buf, deadline).await {
                         Ok(true) => {}
                         _ => return,
                     }
@@ -157,19 +154,23 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
                 return websocket(worker, stream, req, what, buf).await;
             }
         }
-        wait = KEEP_ALIVE_IDLE;
+        allowance = KEEP_ALIVE_IDLE;
     }
 }
 
-/// Waits up to `wait` for bytes and appends them to `buf`; `Ok(false)` on timeout or end of
-/// stream.
+/// Waits until `deadline` for bytes and appends them to `buf`; `Ok(false)` on timeout or end
+/// of stream.
 async fn read_more(
     worker: &Rc<RefCell<Worker>>,
     stream: &TcpStream,
     buf: &mut BytesMut,
-    wait: Duration,
+    deadline: Instant,
 ) -> io::Result<bool> {
     loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return Ok(false);
+        }
         match monoio::time::timeout(wait, stream.readable(false)).await {
             Err(_) => return Ok(false),
             Ok(r) => r?,
@@ -223,6 +224,9 @@ async fn websocket(
         let mut w = worker.borrow_mut();
         admit(&mut w, &stream, &up, what)
     };
+    // Nothing of the request is needed any more: an idle connection must not keep its headers.
+    drop(up);
+    drop(req);
     let (key, max_message) = match admitted {
         Ok((key, max, hello)) => {
             out.extend_from_slice(&hello);
@@ -240,19 +244,34 @@ async fn websocket(
             if write_all(&stream, &out).await.is_ok() {
                 sys::shutdown(stream.as_raw_fd(), false, true);
                 let mut sink = BytesMut::new();
-                while let Ok(true) =
-                    read_more(&worker, &stream, &mut sink, Duration::from_secs(5)).await
-                {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while let Ok(true) = read_more(&worker, &stream, &mut sink, deadline).await {
                     sink.clear();
                 }
             }
             return;
         }
     };
-    if write_all(&stream, &out).await.is_err() {
+    let written = write_all(&stream, &out).await;
+    drop(out);
+    if written.is_err() {
         worker.borrow_mut().remove(key);
         return;
     }
+    // The handshake's task ends here; the connection lives on in a task of its own whose
+    // future holds only what reading frames needs (a few hundred bytes, not the kilobytes of
+    // the handshake's state).
+    monoio::spawn(reader(worker, stream, key, max_message, leftover));
+}
+
+/// A connection's reader task, for as long as the connection lives.
+async fn reader(
+    worker: Rc<RefCell<Worker>>,
+    stream: Rc<TcpStream>,
+    key: ConnKey,
+    max_message: usize,
+    leftover: BytesMut,
+) {
     read_frames(&worker, &stream, key, max_message, leftover).await;
     worker.borrow_mut().remove(key);
 }

@@ -76,8 +76,10 @@ pub struct Worker {
     pub registry: Registry,
     /// A read buffer shared by every connection of the worker.
     pub scratch: Vec<u8>,
-    /// Whether the worker is draining for shutdown.
+    /// Whether the worker is shutting down: it accepts no connections and no publishes.
     pub shutting_down: bool,
+    /// Whether it is closing its connections for shutdown.
+    pub draining: bool,
     /// The listening socket, to stop accepting on shutdown.
     pub listener_fd: Option<RawFd>,
     generation: u32,
@@ -107,6 +109,7 @@ impl Worker {
                 registry: Registry::new(apps),
                 scratch: vec![0; SCRATCH],
                 shutting_down: false,
+                draining: false,
                 listener_fd: None,
                 generation: 0,
                 epoch: Instant::now(),
@@ -269,7 +272,11 @@ impl Worker {
             MeshMsg::Ask(q, reply) => {
                 let _ = reply.send(self.answer(&q));
             }
-            MeshMsg::Shutdown => self.begin_shutdown(),
+            MeshMsg::Quiesce(ack) => {
+                self.quiesce();
+                let _ = ack.send(());
+            }
+            MeshMsg::Drain => self.begin_drain(),
         }
     }
 
@@ -494,9 +501,8 @@ impl Worker {
         }
     }
 
-    /// Stops accepting and closes every connection with 4200, so that pusher-js reconnects at
-    /// once (to another instance, or to this one once it is back).
-    pub fn begin_shutdown(&mut self) {
+    /// Stops accepting connections (and, in the API, publishes).
+    pub fn quiesce(&mut self) {
         if self.shutting_down {
             return;
         }
@@ -504,6 +510,16 @@ impl Worker {
         if let Some(fd) = self.listener_fd {
             sys::shutdown(fd, true, false);
         }
+    }
+
+    /// Closes every connection with 4200 after what is already queued for it, so that
+    /// pusher-js reconnects at once (to another instance, or to this one once it is back).
+    pub fn begin_drain(&mut self) {
+        self.quiesce();
+        if self.draining {
+            return;
+        }
+        self.draining = true;
         let keys: Vec<ConnKey> = self
             .conns
             .iter()

@@ -171,6 +171,20 @@ impl Ws {
         (ws, status, head)
     }
 
+    /// A client on a stream whose upgrade request was already written.
+    pub fn from_stream(stream: TcpStream) -> Ws {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut ws = Ws {
+            stream,
+            buf: Vec::new(),
+        };
+        let head = ws.read_head();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        ws
+    }
+
     fn read_head(&mut self) -> String {
         loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -212,6 +226,21 @@ impl Ws {
             }
             if self.fill() == 0 {
                 return None;
+            }
+        }
+    }
+
+    /// Reads one frame, or `None` when the read timeout passes first.
+    pub fn try_recv_timeout(&mut self) -> Option<Frame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut tmp = [0u8; 65536];
+            match self.stream.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
             }
         }
     }

@@ -1,0 +1,191 @@
+//! A keep-alive HTTP/1.1 client for the Pusher HTTP API, signing requests with the protocol
+//! crate's [`signed_query`].
+//!
+//! One request at a time per connection, as the Pusher server SDKs do; concurrency comes from
+//! several connections.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use ringcast_protocol::api::signature::{Credentials, signed_query};
+
+use crate::error::BenchError;
+use crate::target::Target;
+use crate::ws::{SocketOpts, tcp_connect};
+
+/// The body of a trigger-event request for one channel.
+pub fn event_body(channel: &str, event: &str, data: &str) -> Vec<u8> {
+    use ringcast_protocol::pusher::json::push_str;
+    let mut body = br#"{"name":"#.to_vec();
+    push_str(&mut body, event);
+    body.extend_from_slice(br#","channel":"#);
+    push_str(&mut body, channel);
+    body.extend_from_slice(br#","data":"#);
+    push_str(&mut body, data);
+    body.push(b'}');
+    body
+}
+
+/// A complete signed `POST {prefix}/apps/{id}/events` request.
+pub fn events_request(target: &Target, body: &[u8]) -> Vec<u8> {
+    let path = target.events_path();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let query = signed_query(
+        "POST",
+        &path,
+        body,
+        Credentials {
+            key: &target.key,
+            secret: &target.secret,
+        },
+        now,
+        &[],
+    );
+    let mut req = format!(
+        "POST {path}?{query} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        target.api.host_header,
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+/// A keep-alive connection to the HTTP API.
+pub struct HttpConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// The server asked to close after the last response.
+    pub closed: bool,
+}
+
+/// One response: status and body.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpConn {
+    /// Connects to the API endpoint.
+    pub async fn connect(target: &Target, source_index: usize) -> Result<Self, BenchError> {
+        let opts = SocketOpts {
+            source: target.source_for(source_index),
+            nodelay: true,
+            ..SocketOpts::default()
+        };
+        Ok(Self {
+            stream: tcp_connect(target.api.addr, opts).await?,
+            buf: Vec::with_capacity(4096),
+            closed: false,
+        })
+    }
+
+    /// Sends `request` and reads the whole response.
+    pub async fn request(&mut self, request: Vec<u8>) -> Result<Response, BenchError> {
+        let (res, _) = self.stream.write_all(request).await;
+        res?;
+        self.buf.clear();
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            let status = resp
+                .parse(&self.buf)
+                .map_err(|e| BenchError::Http(e.to_string()))?;
+            if let httparse::Status::Complete(head_len) = status {
+                let mut content_length = 0usize;
+                for h in resp.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        content_length = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse().ok())
+                            .ok_or_else(|| BenchError::Http("bad content-length".into()))?;
+                    } else if h.name.eq_ignore_ascii_case("connection")
+                        && h.value.eq_ignore_ascii_case(b"close")
+                    {
+                        self.closed = true;
+                    }
+                }
+                let code = resp.code.unwrap_or(0);
+                while self.buf.len() < head_len + content_length {
+                    self.read_more().await?;
+                }
+                let body = self.buf[head_len..head_len + content_length].to_vec();
+                return Ok(Response { status: code, body });
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err(BenchError::Http("response head too long".into()));
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read_more(&mut self) -> Result<(), BenchError> {
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(self.buf.capacity());
+        }
+        let (len, cap) = (self.buf.len(), self.buf.capacity());
+        let buf = std::mem::take(&mut self.buf);
+        let (res, slice) = self.stream.read(buf.slice_mut(len..cap)).await;
+        self.buf = slice.into_inner();
+        match res? {
+            0 => Err(BenchError::Closed(None)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Endpoint;
+    use ringcast_protocol::api::query::Query;
+    use ringcast_protocol::api::signature::verify;
+
+    #[test]
+    fn events_request_verifies_with_the_protocol_crate() {
+        let target = Target {
+            ws: Endpoint::parse("ws://127.0.0.1:1", "ws", 80).unwrap(),
+            api: Endpoint::parse("http://127.0.0.1:1", "http", 80).unwrap(),
+            app_id: "42".into(),
+            key: "key".into(),
+            secret: "secret".into(),
+            sources: vec![],
+        };
+        let body = event_body("bench-0", "bench", "rcb:0:1:2:xx");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"], "rcb:0:1:2:xx");
+        let req = events_request(&target, &body);
+        let text = String::from_utf8(req).unwrap();
+        let (head, sent_body) = text.split_once("\r\n\r\n").unwrap();
+        assert_eq!(sent_body.as_bytes(), &body[..]);
+        let target_line = head.lines().next().unwrap().split(' ').nth(1).unwrap();
+        let (path, query) = target_line.split_once('?').unwrap();
+        assert_eq!(path, "/apps/42/events");
+        let query = Query::parse(query).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        verify(
+            "POST",
+            path,
+            &query,
+            &body,
+            Credentials {
+                key: "key",
+                secret: "secret",
+            },
+            now,
+            &ringcast_protocol::Limits::default(),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,129 @@
+//! Memory figures from `/proc`: a process's resident memory and the kernel's socket memory.
+//!
+//! `VmRSS` is everything resident; `RssAnon` is the heap and stacks, the part that grows per
+//! connection in user space (`RssFile` is the mapped binary and libraries). `/proc/net/sockstat`
+//! counts TCP socket buffers in pages for the whole machine, both ends of every loopback
+//! connection included.
+
+use std::fs;
+
+/// Resident memory of one process, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProcMemory {
+    /// `VmRSS`.
+    pub rss: u64,
+    /// `RssAnon`.
+    pub rss_anon: u64,
+}
+
+/// Reads `/proc/{pid}/status` (`pid` "self" for this process).
+pub fn process_memory(pid: &str) -> Option<ProcMemory> {
+    parse_status(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// Parses the memory lines of a `status` file.
+pub fn parse_status(text: &str) -> Option<ProcMemory> {
+    let kb = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let value = line[name.len()..].trim().trim_end_matches("kB").trim();
+        value.parse::<u64>().ok().map(|v| v * 1024)
+    };
+    Some(ProcMemory {
+        rss: kb("VmRSS:")?,
+        rss_anon: kb("RssAnon:").unwrap_or(0),
+    })
+}
+
+/// The TCP line of `/proc/net/sockstat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SockStat {
+    /// TCP sockets in use.
+    pub tcp_inuse: u64,
+    /// TCP sockets allocated (including orphans and TIME_WAIT-less closing ones).
+    pub tcp_alloc: u64,
+    /// TCP socket buffer memory in bytes (the kernel counts pages).
+    pub tcp_mem_bytes: u64,
+}
+
+/// Reads `/proc/net/sockstat`.
+pub fn sockstat() -> Option<SockStat> {
+    parse_sockstat(&fs::read_to_string("/proc/net/sockstat").ok()?)
+}
+
+/// Parses `TCP: inuse N orphan N tw N alloc N mem N`.
+pub fn parse_sockstat(text: &str) -> Option<SockStat> {
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let field = |name: &str| -> Option<u64> {
+        let i = words.iter().position(|w| *w == name)?;
+        words.get(i + 1)?.parse().ok()
+    };
+    Some(SockStat {
+        tcp_inuse: field("inuse")?,
+        tcp_alloc: field("alloc")?,
+        tcp_mem_bytes: field("mem")? * page_size(),
+    })
+}
+
+fn page_size() -> u64 {
+    4096
+}
+
+/// Machine facts for reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Machine {
+    /// Online CPUs.
+    pub nproc: usize,
+    /// CPU model name.
+    pub cpu: String,
+    /// Kernel release.
+    pub kernel: String,
+}
+
+/// Reads the machine facts.
+pub fn machine() -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu,
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_sockstat_parse() {
+        let status = "Name:\tringcast\nVmRSS:\t   12345 kB\nRssAnon:\t    1000 kB\n";
+        assert_eq!(
+            parse_status(status),
+            Some(ProcMemory {
+                rss: 12345 * 1024,
+                rss_anon: 1000 * 1024
+            })
+        );
+        let sock =
+            "sockets: used 10\nTCP: inuse 4 orphan 0 tw 2 alloc 6 mem 3\nUDP: inuse 0 mem 0\n";
+        assert_eq!(
+            parse_sockstat(sock),
+            Some(SockStat {
+                tcp_inuse: 4,
+                tcp_alloc: 6,
+                tcp_mem_bytes: 3 * 4096
+            })
+        );
+        assert!(process_memory("self").unwrap().rss > 0);
+        assert!(sockstat().is_some());
+    }
+}

@@ -1,0 +1,208 @@
+//! Threads and the main thread's watch over them.
+//!
+//! Each worker is one OS thread pinned to a core with its own monoio runtime (io_uring, or
+//! epoll where io_uring is unavailable). The main thread does no I/O on the clients' sockets: it
+//! moves the scenario through its phases, prints progress once a second and samples the
+//! server's memory.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::procfs;
+use crate::report::{Report, Sample};
+use crate::stats::{Percentiles, Phase, Shared};
+use crate::sys::monotonic_ns;
+
+/// Starts `threads` workers, each running `body(index)` to completion on its own runtime.
+/// Results arrive on the returned channel as `(index, result)`.
+pub fn spawn_workers<F, Fut, R>(threads: usize, pin: bool, body: F) -> mpsc::Receiver<(usize, R)>
+where
+    F: Fn(usize) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    for index in 0..threads {
+        let body = body.clone();
+        let tx = tx.clone();
+        let core = (!cores.is_empty() && pin).then(|| cores[index % cores.len()]);
+        std::thread::Builder::new()
+            .name(format!("bench-{index}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                    .enable_timer()
+                    .with_entries(4096)
+                    .build()
+                    .expect("monoio runtime");
+                let result = rt.block_on(body(index));
+                let _ = tx.send((index, result));
+            })
+            .expect("spawn worker thread");
+    }
+    rx
+}
+
+/// Sleeps on a monoio runtime until `phase` is reached, checking every `poll`.
+pub async fn wait_phase(shared: &Shared, phase: Phase, poll: Duration) {
+    while shared.phase() < phase {
+        monoio::time::sleep(poll).await;
+    }
+}
+
+/// Hands the thread's interval latencies to the shared per-second slots, once a second,
+/// until the scenario is done.
+pub async fn ticker(shared: Arc<Shared>, stats: std::rc::Rc<crate::stats::ThreadStats>) {
+    let mut index = 0usize;
+    loop {
+        let due = shared.start_ns + (index as u64 + 1) * 1_000_000_000;
+        let now = monotonic_ns();
+        if due > now {
+            monoio::time::sleep(Duration::from_nanos(due - now)).await;
+        }
+        {
+            let mut interval = stats.interval.borrow_mut();
+            shared.deposit(index, &interval);
+            interval.reset();
+        }
+        stats.flush(&shared.counters);
+        index += 1;
+        if shared.phase() == Phase::Done {
+            return;
+        }
+    }
+}
+
+/// The main thread's view of a run: progress lines and per-second samples.
+pub struct Monitor {
+    shared: Arc<Shared>,
+    pid: Option<u32>,
+    quiet: bool,
+    /// Samples taken so far.
+    pub samples: Vec<Sample>,
+    next_sample: u64,
+    last_ops: u64,
+    /// Expected connections (for the progress line).
+    pub target_connections: u64,
+}
+
+impl Monitor {
+    /// A monitor over `shared`, sampling the server `pid` if given.
+    pub fn new(shared: Arc<Shared>, pid: Option<u32>, quiet: bool) -> Self {
+        let next_sample = shared.start_ns + 1_000_000_000;
+        Self {
+            shared,
+            pid,
+            quiet,
+            samples: Vec::new(),
+            next_sample,
+            last_ops: 0,
+            target_connections: 0,
+        }
+    }
+
+    /// Server resident memory now.
+    pub fn server_memory(&self) -> Option<procfs::ProcMemory> {
+        self.pid
+            .and_then(|p| procfs::process_memory(&p.to_string()))
+    }
+
+    /// Waits up to `timeout` for `done` to hold, sampling once a second. Returns whether it
+    /// held.
+    pub fn wait_until(&mut self, timeout: Duration, mut done: impl FnMut(&Shared) -> bool) -> bool {
+        let deadline = monotonic_ns() + timeout.as_nanos() as u64;
+        loop {
+            if done(&self.shared) {
+                return true;
+            }
+            let now = monotonic_ns();
+            if now >= self.next_sample {
+                self.sample();
+            }
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for `duration`, sampling.
+    pub fn hold(&mut self, duration: Duration) {
+        self.wait_until(duration, |_| false);
+    }
+
+    fn sample(&mut self) {
+        let c = &self.shared.counters;
+        let ops = c.ops.load(Ordering::Relaxed);
+        let t = (self.next_sample - self.shared.start_ns) as f64 / 1e9;
+        let open = c
+            .subscribed
+            .load(Ordering::Relaxed)
+            .saturating_sub(c.closed.load(Ordering::Relaxed));
+        let sample = Sample {
+            t,
+            phase: self.shared.phase().label().to_string(),
+            ops_per_sec: (ops - self.last_ops) as f64,
+            connections: open,
+            server_rss: self.server_memory().map(|m| m.rss),
+            ..Sample::default()
+        };
+        self.last_ops = ops;
+        self.next_sample += 1_000_000_000;
+        if !self.quiet {
+            let p99 = self
+                .recent_p99()
+                .map_or(String::from("-"), |v| format!("{v:.2}ms"));
+            let rss = sample.server_rss.map_or(String::from("-"), |b| {
+                format!("{:.1}MiB", b as f64 / 1048576.0)
+            });
+            eprintln!(
+                "[{:>5.0}s] {:<7} conns {}/{} ops/s {:>12} p99 {:>9} rss {:>10} failed {} closed {} errors {}",
+                t,
+                sample.phase,
+                open,
+                self.target_connections,
+                crate::report::human(sample.ops_per_sec),
+                p99,
+                rss,
+                c.failed.load(Ordering::Relaxed),
+                c.closed.load(Ordering::Relaxed),
+                c.errors.load(Ordering::Relaxed),
+            );
+        }
+        self.samples.push(sample);
+    }
+
+    fn recent_p99(&self) -> Option<f64> {
+        let slots = self.shared.slots.lock().ok()?;
+        let slot = slots
+            .iter()
+            .rev()
+            .find(|s| s.deposits >= self.shared.threads)?;
+        (!slot.hist.is_empty()).then(|| slot.hist.value_at_quantile(0.99) as f64 / 1000.0)
+    }
+
+    /// Fills the report's timeline with the samples and each second's latency percentiles.
+    pub fn finish(self, report: &mut Report) {
+        let slots = self.shared.slots.lock().expect("poisoned");
+        let mut samples = self.samples;
+        for (i, s) in samples.iter_mut().enumerate() {
+            if let Some(slot) = slots.get(i) {
+                if !slot.hist.is_empty() {
+                    let p = Percentiles::of("", &slot.hist);
+                    s.p50_ms = Some(p.p50_ms);
+                    s.p99_ms = Some(p.p99_ms);
+                    s.p999_ms = Some(p.p999_ms);
+                }
+            }
+        }
+        report.timeline = samples;
+        report.errors = self.shared.errors.lock().expect("poisoned").clone();
+    }
+}

@@ -1,0 +1,149 @@
+//! `fanout`: S subscribers over C channels, publishers on the HTTP API.
+//!
+//! Subscriber i joins channel i mod C. With `--rate 0` the publishers go as fast as the
+//! subscribers keep up: a publish is sent only while fewer than `window` messages per
+//! subscriber are published and undelivered, which finds the sustained delivery rate without
+//! letting the server's per-connection queues overflow. With `--rate R` they publish R times a
+//! second in all, for latency at a chosen load.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::cli::{FanoutArgs, pick};
+use crate::error::BenchError;
+use crate::report::Report;
+use crate::runner::Monitor;
+use crate::scenario::{
+    Fleet, PubSpec, SubKind, SubSpec, collect, drain_and_finish, integrity, merged,
+    report_integrity, require_app, setup_timeout, start, target, wait_subscribed,
+};
+use crate::stats::{Percentiles, Phase};
+use crate::sys::monotonic_ns;
+
+/// Runs the scenario.
+pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
+    let common = &args.common;
+    let subscribers = pick(args.connections, common.smoke, 1000, 50);
+    let channels = args.channels.clamp(1, subscribers.max(1));
+    let duration = common.duration_or(10.0);
+    let threads = common.thread_count();
+    let publishers = args
+        .publishers
+        .unwrap_or(channels.min(4))
+        .clamp(1, channels);
+    let ceiling = if args.ceiling {
+        Some(super::ceiling::run_as_child(
+            subscribers,
+            channels,
+            args.payload,
+            args.window,
+            duration,
+            common,
+        )?)
+    } else {
+        None
+    };
+    let target = target(common, subscribers + publishers)?;
+    require_app(&target)?;
+    let fleet = Arc::new(Fleet::new(
+        target,
+        threads,
+        channels,
+        channels,
+        args.payload,
+        args.read_buffer,
+    ));
+    let shared = fleet.shared.clone();
+
+    let subs: Vec<SubSpec> = (0..subscribers)
+        .map(|i| SubSpec {
+            index: i,
+            channel: (i % channels) as u32,
+            stream: (i % channels) as u32,
+            kind: SubKind::Reader,
+            raw: None,
+        })
+        .collect();
+    // Subscribers per channel, for the window in deliveries.
+    let per_channel = subscribers.div_ceil(channels) as u64;
+    let pubs: Vec<PubSpec> = (0..publishers)
+        .map(|p| PubSpec {
+            index: subscribers + p,
+            channels: (0..channels as u32)
+                .filter(|c| *c as usize % publishers == p)
+                .collect(),
+            interval: (args.rate > 0.0)
+                .then(|| Duration::from_secs_f64(publishers as f64 / args.rate)),
+            window: args.window * subscribers as u64,
+        })
+        .collect();
+    let rx = start(&fleet, threads, !common.no_pin, subs, pubs);
+
+    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
+    monitor.target_connections = subscribers as u64;
+    wait_subscribed(
+        &mut monitor,
+        &shared,
+        subscribers,
+        setup_timeout(subscribers),
+    )?;
+    let ops_before = shared.counters.ops.load(Ordering::SeqCst);
+    let run_start = monotonic_ns();
+    shared.set_phase(Phase::Run);
+    monitor.hold(Duration::from_secs_f64(duration));
+    let elapsed = drain_and_finish(&mut monitor, &shared, Duration::from_secs(10), run_start);
+    let outs = collect(&rx, threads, Duration::from_secs(30))?;
+
+    let c = &shared.counters;
+    let delivered = c.ops.load(Ordering::SeqCst) - ops_before;
+    let mut report = Report::new("fanout", "deliveries");
+    report.param("subscribers", subscribers as u64);
+    report.param("channels", channels as u64);
+    report.param("payload_bytes", args.payload as u64);
+    report.param(
+        "rate",
+        if args.rate > 0.0 {
+            args.rate.to_string()
+        } else {
+            "max".into()
+        },
+    );
+    report.param("window", args.window);
+    report.param("publishers", publishers as u64);
+    report.param("duration_s", duration);
+    report.param("threads", threads as u64);
+    let rate = delivered as f64 / elapsed;
+    report.metric("deliveries_per_sec", rate, "1/s");
+    report.metric("delivered", delivered as f64, "messages");
+    let published = c.published.load(Ordering::SeqCst);
+    report.metric("published", published as f64, "requests");
+    report.metric("publishes_per_sec", published as f64 / elapsed, "1/s");
+    report.metric(
+        "publish_errors",
+        c.errors.load(Ordering::SeqCst) as f64,
+        "requests",
+    );
+    report.metric("subscribers_per_channel", per_channel as f64, "");
+    report.metric("elapsed", elapsed, "s");
+    if let Some(ceiling_rate) = ceiling {
+        report.metric("ceiling_deliveries_per_sec", ceiling_rate, "1/s");
+        report.metric("fraction_of_ceiling", rate / ceiling_rate, "");
+    }
+    let (latency, publish) = merged(&outs);
+    report
+        .latency
+        .push(Percentiles::of("end-to-end (publish -> deliver)", &latency));
+    report
+        .latency
+        .push(Percentiles::of("publish request (HTTP API)", &publish));
+    let i = integrity(&outs, &fleet.published);
+    report_integrity(&mut report, &i);
+    report.check(
+        "deliveries",
+        delivered > 0,
+        format!("{delivered} deliveries of {published} publishes"),
+    );
+    monitor.finish(&mut report);
+    Ok(report)
+}

@@ -1,0 +1,210 @@
+//! Runs every `ringcast-bench` scenario for about two seconds against a real ringcast server and
+//! checks the reports: deliveries happen, and nothing is lost, duplicated or reordered.
+//!
+//! The server binary comes from `RINGCAST_BIN`, else `target/release/ringcast` (then
+//! `target/debug/ringcast`) of this workspace: build it first with
+//! `cargo build --release -p ringcast`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Scenarios share two cores; run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const APP_ID: &str = "smoke-app";
+const KEY: &str = "smoke-key";
+const SECRET: &str = "smoke-secret";
+
+fn ringcast_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("RINGCAST_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.exists(),
+            "RINGCAST_BIN={} does not exist",
+            path.display()
+        );
+        return path;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["release", "debug"] {
+        let path = root.join("target").join(profile).join("ringcast");
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "no ringcast binary: build it with `cargo build --release -p ringcast` \
+         or point RINGCAST_BIN at one"
+    );
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(ringcast_bin())
+        .args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--workers", "2"])
+        .env("REVERB_APP_ID", APP_ID)
+        .env("REVERB_APP_KEY", KEY)
+        .env("REVERB_APP_SECRET", SECRET)
+        .env("RINGCAST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ringcast");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("ringcast listening") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("ringcast did not print its listening line");
+    Server { child, port }
+}
+
+/// Runs a scenario with `--smoke` and returns its JSON report.
+fn bench(server: &Server, scenario: &str, extra: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!(
+        "ringcast-bench-smoke-{}-{scenario}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let svg = dir.join("chart.svg");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
+        .arg(scenario)
+        .args(["--ws-url", &format!("ws://127.0.0.1:{}", server.port)])
+        .args(["--api-url", &format!("http://127.0.0.1:{}", server.port)])
+        .args(["--app-id", APP_ID, "--key", KEY, "--secret", SECRET])
+        .args(["--pid", &server.child.id().to_string()])
+        .args(["--smoke", "--quiet", "--json"])
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .args(extra)
+        .output()
+        .expect("run ringcast-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{scenario} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{scenario} took too long"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(&dir);
+    report
+}
+
+fn metric(report: &Value, name: &str) -> f64 {
+    report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {report:#}"))["value"]
+        .as_f64()
+        .unwrap()
+}
+
+fn assert_clean_delivery(report: &Value) {
+    assert!(metric(report, "delivered") > 0.0);
+    assert!(metric(report, "subscribers_checked") > 0.0);
+    for name in ["lost", "duplicated", "out_of_order", "wrong_channel"] {
+        assert_eq!(metric(report, name), 0.0, "{name} in {report:#}");
+    }
+}
+
+#[test]
+fn fanout_delivers_everything_in_order() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "fanout", &[]);
+    assert!(metric(&r, "deliveries_per_sec") > 0.0);
+    assert_clean_delivery(&r);
+    assert_eq!(metric(&r, "subscribers_checked"), 50.0);
+    let paced = bench(&server, "fanout", &["--channels", "5", "--rate", "500"]);
+    assert!(metric(&paced, "delivered") > 0.0);
+    assert_clean_delivery(&paced);
+    let p99 = paced["latency"][0]["p99_ms"].as_f64().unwrap();
+    assert!(p99 > 0.0);
+}
+
+#[test]
+fn idle_holds_connections_and_reads_memory() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "idle", &[]);
+    assert_eq!(metric(&r, "connections_open"), 50.0);
+    assert!(metric(&r, "server_rss_after") > 0.0);
+}
+
+#[test]
+fn connect_and_trigger_measure_rates() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "connect", &[]);
+    assert!(metric(&r, "handshakes") > 0.0);
+    assert_eq!(metric(&r, "failed"), 0.0);
+    let r = bench(&server, "trigger", &[]);
+    assert!(metric(&r, "requests") > 0.0);
+    assert_eq!(metric(&r, "errors"), 0.0);
+}
+
+#[test]
+fn ceiling_is_measured_with_the_same_client() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "ceiling", &["--channels", "3"]);
+    assert!(metric(&r, "deliveries_per_sec") > 0.0);
+    assert_clean_delivery(&r);
+}
+
+#[test]
+fn slow_consumers_are_closed_and_readers_unharmed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "slow", &[]);
+    assert_clean_delivery(&r);
+    assert_eq!(metric(&r, "stalled_closed_4100"), 4.0);
+}
+
+#[test]
+fn soak_keeps_stable_subscribers_whole() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "soak", &[]);
+    assert_clean_delivery(&r);
+    assert!(metric(&r, "churn_cycles") > 0.0);
+    assert!(metric(&r, "published") > 0.0);
+}

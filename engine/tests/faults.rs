@@ -1,0 +1,131 @@
+//! Faults: clients that vanish, shutdown in the middle of a fan-out, a worker that dies.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use ringcast_protocol::pusher::auth::channel_auth;
+use serde_json::json;
+use support::*;
+
+#[test]
+fn a_vanished_client_is_cleaned_up_with_its_presence_membership() {
+    let server = Server::start(
+        &["--workers", "2"],
+        &[
+            ("REVERB_APP_PING_INTERVAL", "1"),
+            ("REVERB_APP_PONG_TIMEOUT", "1"),
+        ],
+    );
+    let join = |ws: &mut Ws, sid: &str, user: &str| {
+        let data = json!({"user_id": user}).to_string();
+        let auth = channel_auth(APP_KEY, APP_SECRET, sid, "presence-room", Some(&data));
+        ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":"presence-room","auth":auth,"channel_data":data}}));
+    };
+    let (mut gone, sid) = server.client();
+    join(&mut gone, &sid, "ghost");
+    assert_eq!(
+        gone.recv_event()["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let (mut alive, sid) = server.client();
+    join(&mut alive, &sid, "alive");
+    // `gone` now says nothing at all (its TCP connection stays open, as when a phone loses
+    // its network); `alive` answers every ping.
+    let started = Instant::now();
+    loop {
+        let ev = alive.recv_event();
+        match ev["event"].as_str() {
+            Some("pusher:ping") => alive.send_json(json!({"event":"pusher:pong","data":{}})),
+            Some("pusher_internal:member_removed") => {
+                let data: serde_json::Value =
+                    serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
+                assert_eq!(data["user_id"], "ghost");
+                break;
+            }
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never noticed the vanished client"
+        );
+    }
+    assert_eq!(gone.recv_close(), Some(4201));
+}
+
+#[test]
+fn sigterm_during_a_fan_out_loses_no_accepted_event() {
+    let mut server = Server::start(&["--workers", "2"], &[("RINGCAST_SHUTDOWN_TIMEOUT", "10")]);
+    let mut subs: Vec<Ws> = (0..6).map(|_| server.client().0).collect();
+    for s in &mut subs {
+        s.subscribe("stream");
+    }
+    let port = server.port;
+    let publisher = std::thread::spawn(move || {
+        let mut accepted = Vec::new();
+        let mut http = Http::connect(port);
+        for i in 0..100_000 {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                http.trigger(&["stream"], "n", &i.to_string(), None)
+            }));
+            match r {
+                Ok(r) if r.status == 200 => accepted.push(i),
+                Ok(r) => {
+                    assert_eq!(r.status, 503, "{}", r.body);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        accepted
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let status = server.terminate();
+    let accepted = publisher.join().unwrap();
+    assert!(status.success());
+    assert!(!accepted.is_empty());
+    for s in &mut subs {
+        let mut got = Vec::new();
+        loop {
+            match s.try_recv() {
+                Some(Frame::Text(t)) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    got.push(v["data"].as_str().unwrap().parse::<usize>().unwrap());
+                }
+                Some(Frame::Close(code, _)) => {
+                    assert_eq!(code, Some(4200));
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("closed without 4200"),
+            }
+        }
+        assert_eq!(
+            got, accepted,
+            "every accepted event, in order, before the close"
+        );
+        let unique: HashSet<_> = got.iter().collect();
+        assert_eq!(unique.len(), got.len());
+    }
+}
+
+#[test]
+fn a_panicking_worker_takes_the_process_down() {
+    let mut server = Server::start(
+        &["--workers", "2"],
+        &[("RINGCAST_FAULT_PANIC_AFTER_MS", "300")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process kept running with a dead worker"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "{status:?}");
+}
