@@ -29,6 +29,12 @@ def summarize(index):
     }
 
 
+def dump(summary):
+    """JSON with one case per line, so a change of one case is a one-line diff."""
+    lines = [f"  {json.dumps(case)}: {json.dumps(result)}" for case, result in summary.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def main(argv):
     if len(argv) not in (3, 4) or (len(argv) == 4 and argv[3] != "--update"):
         raise SystemExit(__doc__)
@@ -59,8 +65,7 @@ def main(argv):
     ok = not failed
     if update:
         with open(expected_path, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
-            f.write("\n")
+            f.write(dump(summary))
         print(f"wrote {expected_path} ({len(summary)} cases)")
     else:
         try:

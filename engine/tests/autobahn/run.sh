@@ -37,11 +37,12 @@ if [[ ! -x "$BIN" ]]; then
 fi
 BIN="$(realpath "$BIN")"
 
-if [[ "${MONOIO_FORCE_LEGACY_DRIVER:-}" == "1" ]]; then
-  driver="epoll"
-else
-  driver="io_uring"
-fi
+# The same rule monoio applies to MONOIO_FORCE_LEGACY_DRIVER; the ready line tells which driver
+# ringcast really runs (it falls back to epoll where io_uring is unavailable).
+case "${MONOIO_FORCE_LEGACY_DRIVER:-}" in
+  1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss]) driver="epoll" ;;
+  *) driver="io_uring" ;;
+esac
 OUTDIR="${AUTOBAHN_OUT:-$ROOT/target/autobahn/$driver}"
 
 ensure_kosoku() {
@@ -49,8 +50,11 @@ ensure_kosoku() {
     return
   fi
   KOSOKU="$KOSOKU_VENV/bin/kosoku"
-  if [[ -x "$KOSOKU" ]] \
-    && "$KOSOKU_VENV/bin/pip" show kosoku 2>/dev/null | grep -qx "Version: $KOSOKU_VERSION"; then
+  local installed=""
+  if [[ -x "$KOSOKU" ]]; then
+    installed="$("$KOSOKU_VENV/bin/pip" show kosoku 2>/dev/null || true)"
+  fi
+  if grep -qx "Version: $KOSOKU_VERSION" <<<"$installed"; then
     return
   fi
   echo "creating $KOSOKU_VENV with kosoku==$KOSOKU_VERSION"
@@ -126,6 +130,7 @@ if ! grep -q "ringcast listening on 127.0.0.1:$port" "$server_log"; then
   exit 1
 fi
 
+grep -m1 "ringcast listening on" "$server_log"
 echo "running kosoku fuzzingclient against ws://127.0.0.1:$port/echo"
 kosoku_rc=0
 timeout 900 "$KOSOKU" -m fuzzingclient \

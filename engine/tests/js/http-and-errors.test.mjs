@@ -65,6 +65,24 @@ describe('HTTP API, health check and refusals', () => {
     assert.equal(code, 4001);
   });
 
+  it('a client message over REVERB_APP_MAX_MESSAGE_SIZE (10000 by default) is closed with 1009', async ({
+    server,
+    defer,
+  }) => {
+    const conn = openRawPusher(server, defer);
+    await conn.opened;
+    assert.equal((await conn.nextJson('pusher:connection_established')).event, 'pusher:connection_established');
+    // Exactly the limit is still accepted: a ping padded to 10000 bytes gets its pong.
+    const ping = JSON.stringify({ event: 'pusher:ping', data: {} });
+    const pad = (n) => `${ping.slice(0, -1)},"pad":"${'x'.repeat(n - ping.length - 9)}"}`;
+    assert.equal(Buffer.byteLength(pad(10_000)), 10_000);
+    conn.send(pad(10_000));
+    assert.equal((await conn.nextJson('pusher:pong')).event, 'pusher:pong');
+    conn.send(pad(10_001));
+    const { code } = await within(conn.closed, 'the close frame');
+    assert.equal(code, 1009);
+  });
+
   it('pusher-js with an unknown app key reports error 4001 and does not retry', async ({
     server,
     defer,

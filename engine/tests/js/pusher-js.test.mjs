@@ -114,6 +114,33 @@ describe('pusher-js client with the pusher server SDK', () => {
     assert.equal(onExcluded.received.length, 1);
   });
 
+  it('stops delivering a channel after pusher-js unsubscribes from it', async ({ server, defer }) => {
+    const client = await connectPusherJs(server, defer);
+    // pusher-js drops its channel object on unsubscribe, so watch the connection's raw messages:
+    // they show what the server still sends.
+    const raw = [];
+    client.connection.bind('message', (m) => raw.push(m));
+    const left = collect(await subscribe(client, 'leaving'), 'e');
+    const kept = collect(await subscribe(client, 'staying'), 'e');
+    const sdk = serverSdk(server);
+    await sdk.trigger('leaving', 'e', { n: 1 });
+    assert.deepEqual(await left.waitFor(1), [{ n: 1 }]);
+
+    client.unsubscribe('leaving');
+    // The server handles one socket's frames in order, so once the pong for a ping sent after
+    // the unsubscribe is back, the unsubscribe has been processed.
+    client.connection.send_event('pusher:ping', {});
+    await within(
+      new Promise((resolve) => client.connection.bind('message', (m) => m.event === 'pusher:pong' && resolve())),
+      'pusher:pong after the unsubscribe',
+    );
+    await sdk.trigger('leaving', 'e', { n: 2 });
+    await sdk.trigger('staying', 'e', { n: 3 });
+    assert.deepEqual(await kept.waitFor(1), [{ n: 3 }]);
+    const leavingEvents = raw.filter((m) => m.channel === 'leaving' && m.event === 'e').map((m) => m.data);
+    assert.deepEqual(leavingEvents, [{ n: 1 }]);
+  });
+
   it('delivers data strings byte for byte: unicode, quotes, escapes, a 9 KB payload', async ({
     server,
     defer,
