@@ -119,6 +119,7 @@ export async function startRingcast({ workers, env = {}, args = [] } = {}) {
   const server = {
     host,
     port,
+    pid: child.pid,
     app: APP,
     wsUrl: `ws://${host}:${port}`,
     httpUrl: `http://${host}:${port}`,
