@@ -121,8 +121,16 @@ impl Worker {
             secret: &app.cfg.secret,
         };
         let limits = &shared.config.limits;
+        // The Pusher SDKs sign the path without the prefix they send it under; a publisher that
+        // signs the URL it actually requests (as Reverb expects) signs it with the prefix.
+        let prefix = &shared.config.path_prefix;
         if let Err(e) = signature::verify(&req.method, path, &query, body, creds, now, limits) {
-            return Plan::Done(e.response(keep_alive));
+            let full = format!("{prefix}{path}");
+            if prefix.is_empty()
+                || signature::verify(&req.method, &full, &query, body, creds, now, limits).is_err()
+            {
+                return Plan::Done(e.response(keep_alive));
+            }
         }
         let app = app.idx;
         let ok = |b: &[u8]| Plan::Done(http::json_ok(b, keep_alive));

@@ -265,6 +265,24 @@ fn a_path_prefix_is_served_and_signed_without_it() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(ws.recv_event()["event"], "p");
+    // A publisher that signs the path it requests, prefix included, is accepted too.
+    let full = format!("/ws/apps/{APP_ID}/events");
+    let q = signed_query("POST", &full, &[], &body, APP_KEY, APP_SECRET, now());
+    let r = http.request("POST", &format!("{full}?{q}"), body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ws.recv_event()["event"], "p");
+    // Anything else is not.
+    let q = signed_query(
+        "POST",
+        "/elsewhere/apps/1001/events",
+        &[],
+        &body,
+        APP_KEY,
+        APP_SECRET,
+        now(),
+    );
+    let r = http.request("POST", &format!("{full}?{q}"), body.as_bytes());
+    assert_eq!(r.status, 401, "{}", r.body);
 }
 
 #[test]
