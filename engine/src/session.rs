@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
+use ringcast_protocol::api::route::strip_prefix;
 use ringcast_protocol::http::{self, Request};
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig};
@@ -80,15 +81,6 @@ fn target(worker: &Worker, req: &Request) -> Target {
         _ if upgrade => Target::PathNotFound,
         _ => Target::NotFound,
     }
-}
-
-/// `path` without the configured prefix, if it is under it.
-fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    if prefix.is_empty() {
-        return Some(path);
-    }
-    path.strip_prefix(prefix)
-        .filter(|rest| rest.starts_with('/'))
 }
 
 /// Serves one accepted connection.
