@@ -55,14 +55,31 @@ pub struct Conn {
     pub last_seen: u32,
     /// Worker clock second the server pinged it, while waiting for an answer.
     pub pinged_at: Option<u32>,
-    /// Worker clock second the server started closing it.
-    pub closing_since: Option<u32>,
+    /// Set once the server started closing it.
+    pub closing: Option<CloseClock>,
     /// Whether a writer task is waiting for the socket to become writable.
     pub writer_active: bool,
     /// Client events: the second of the current window and the count within it.
     pub client_events: (u32, u32),
     /// Sign-in and presence state, for the connections that have any.
     pub user: Option<Box<ConnUser>>,
+}
+
+/// How far a connection being closed has got. Once closing it receives nothing new, so what it
+/// still has to take only shrinks while its peer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseClock {
+    /// Worker clock second of the start of the current grace period.
+    pub since: u32,
+    /// Bytes still to deliver (queued here plus unsent in the kernel) at that second.
+    pub pending: u32,
+}
+
+impl Conn {
+    /// Bytes still to deliver: the queue here plus what the kernel has not sent yet.
+    pub fn pending_bytes(&self) -> u32 {
+        u32::try_from(self.out.bytes() + sys::unsent(self.fd)).unwrap_or(u32::MAX)
+    }
 }
 
 /// What only signed-in or presence connections need, boxed so that other connections pay one
@@ -82,7 +99,7 @@ pub struct ConnUser {
 impl Conn {
     /// Whether the connection is being closed (it then receives nothing more).
     pub fn is_closing(&self) -> bool {
-        self.closing_since.is_some()
+        self.closing.is_some()
     }
 
     /// The sign-in and presence state, created on first use.
@@ -217,7 +234,8 @@ impl OutQueue {
         } else {
             None
         };
-        self.frames.clear();
+        // A new deque, not `clear`: a slow consumer's can have grown to thousands of entries.
+        self.frames = VecDeque::new();
         self.bytes = 0;
         if let Some(f) = keep {
             self.push(f);

@@ -22,7 +22,9 @@
 //!    what every subscriber on every worker is sent.
 //! 4. **Bounded everything.** Request heads, bodies, frames and messages are bounded by
 //!    `ringcast_protocol::Limits`; each connection's outbound queue is bounded in bytes, and a
-//!    consumer that exceeds it is closed with 4100 and its queue freed.
+//!    consumer that exceeds it is closed with 4100 and its queue freed; a closing connection
+//!    whose peer takes nothing for a whole grace period is reset, so the kernel frees its
+//!    buffers too.
 //! 5. **Small idle connections.** An idle connection holds no read buffer: its reader waits for
 //!    readiness and reads into the worker's scratch buffer ([`session`]). Liveness is one
 //!    sweep per worker per second, not a timer per connection.

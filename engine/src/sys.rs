@@ -60,17 +60,52 @@ pub fn shutdown(fd: RawFd, read: bool, write: bool) {
     }
 }
 
+/// Gives up on a connection: once its descriptor is closed the kernel sends a reset and frees
+/// the socket's buffers at once, instead of keeping unsent data (up to the largest send buffer,
+/// megabytes) for a peer that stopped reading, and retrying it for a minute or more after the
+/// close. Shutting the read side wakes the connection's reader, which then drops the
+/// descriptor.
+pub fn abort(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    set_option(fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger);
+    shutdown(fd, true, false);
+}
+
+/// Bytes in the socket's send queue the peer has not acknowledged yet (`SIOCOUTQ`); 0 when the
+/// descriptor is not a connected socket.
+pub fn unsent(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `SIOCOUTQ` (the same request number as `TIOCOUTQ`) writes one `c_int` through the
+    // pointer, which points at a live `c_int`.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if ret < 0 {
+        0
+    } else {
+        usize::try_from(n).unwrap_or(0)
+    }
+}
+
 /// Turns off Nagle's algorithm: broadcast frames are small and must leave at once.
 pub fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;
-    // SAFETY: the option value points at a live `c_int` whose size is passed alongside it.
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one);
+}
+
+/// Sets one socket option. Errors are ignored: every caller's option is an optimisation or
+/// concerns a connection that is being dropped, and an invalid descriptor only yields one.
+fn set_option<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
+    // SAFETY: `value` points at a live `T` whose size is passed alongside it, and the kernel
+    // only reads that many bytes from it.
     unsafe {
         libc::setsockopt(
             fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         );
     }
 }
@@ -78,9 +113,10 @@ pub fn set_nodelay(fd: RawFd) {
 /// Returns the allocator's free pages to the kernel.
 ///
 /// A burst of handshakes leaves kilobytes of freed request state between the small long-lived
-/// allocations of the connections it opened; glibc keeps those pages resident until asked.
-/// Called from the sweep after such a burst, it brings the resident size back to what the open
-/// connections use.
+/// allocations of the connections it opened, and a slow consumer's dropped queue leaves its
+/// list of thousands of frame references; glibc keeps those pages resident until asked. Called
+/// from the sweep after either, it brings the resident size back to what the open connections
+/// use.
 pub fn release_free_memory() {
     // SAFETY: `malloc_trim` takes no pointers and is safe to call at any time from any thread.
     unsafe {
@@ -119,5 +155,33 @@ mod tests {
         assert_eq!(&got, b"pong");
         shutdown(server.as_raw_fd(), true, true);
         assert_eq!(client.read(&mut got).unwrap(), 0);
+    }
+
+    #[test]
+    fn unsent_counts_what_the_peer_has_not_taken_and_abort_resets() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert_eq!(unsent(server.as_raw_fd()), 0);
+        // The client reads nothing: what does not fit its receive buffer stays unsent.
+        let chunk = vec![b'x'; 1 << 16];
+        let mut written = 0;
+        while let Ok(n) = sendv(server.as_raw_fd(), &[IoSlice::new(&chunk)]) {
+            written += n;
+        }
+        let pending = unsent(server.as_raw_fd());
+        assert!(pending > 0 && pending <= written, "{pending} of {written}");
+        abort(server.as_raw_fd());
+        drop(server);
+        let mut buf = vec![0u8; 1 << 16];
+        let err = loop {
+            match client.read(&mut buf) {
+                Ok(0) => panic!("a clean end of stream instead of a reset"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(unsent(-1), 0);
     }
 }

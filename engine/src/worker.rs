@@ -28,7 +28,7 @@ use slab::Slab;
 
 use crate::app::Apps;
 use crate::config::Config;
-use crate::conn::{Conn, ConnKind, Offer, OutQueue, Sub};
+use crate::conn::{CloseClock, Conn, ConnKind, Offer, OutQueue, Sub};
 use crate::ids::{AppIdx, ConnKey, ShardId};
 use crate::mesh::{Mesh, MeshMsg};
 use crate::owner::{ChannelOp, Owned, UserOp, user_owner};
@@ -39,7 +39,8 @@ use crate::sys;
 /// frame".
 pub const NO_STATUS: u16 = 1005;
 
-/// Seconds a closing connection gets to take its close frame before its socket is shut.
+/// Seconds a closing connection gets to take what it still has to take, close frame included;
+/// another period follows while it keeps reading.
 pub const CLOSE_GRACE_SECS: u32 = 5;
 
 /// What every worker shares, read-only.
@@ -92,11 +93,13 @@ pub struct Worker {
     pub owned: Owned,
     /// Local connections signed in as each user.
     pub signed_in: HashMap<(AppIdx, Arc<str>), Vec<ConnKey>>,
-    handshakes_since_trim: u32,
+    /// Handshakes and abandoned queues since the sweep last handed freed memory back.
+    churn_since_trim: u32,
 }
 
-/// Handshakes after which the sweep hands freed memory back to the kernel.
-const TRIM_AFTER_HANDSHAKES: u32 = 1000;
+/// Churn after which the sweep hands freed memory back to the kernel: a thousand handshakes,
+/// or one abandoned outbound queue (a slow consumer's can hold thousands of entries).
+const TRIM_AFTER_CHURN: u32 = 1000;
 
 /// Size of the per-worker read buffer.
 const SCRATCH: usize = 64 * 1024;
@@ -123,7 +126,7 @@ impl Worker {
                 doomed: Vec::new(),
                 owned: Owned::new(apps),
                 signed_in: HashMap::new(),
-                handshakes_since_trim: 0,
+                churn_since_trim: 0,
             })
         })
     }
@@ -147,6 +150,7 @@ impl Worker {
         socket_id: SocketId,
     ) -> ConnKey {
         self.generation = self.generation.wrapping_add(1);
+        self.churn_since_trim = self.churn_since_trim.saturating_add(1);
         let generation = self.generation;
         let now = self.now();
         let fd = stream.as_raw_fd();
@@ -160,7 +164,7 @@ impl Worker {
             subs: Vec::new(),
             last_seen: now,
             pinged_at: None,
-            closing_since: None,
+            closing: None,
             writer_active: false,
             client_events: (0, 0),
             user: None,
@@ -393,12 +397,19 @@ impl Worker {
     }
 
     /// Starts closing a connection: it leaves its channels at once, gets its close frame (after
-    /// what is already queued, unless `drop_queue`), and its socket is shut once that is written
-    /// or after [`CLOSE_GRACE_SECS`].
+    /// what is already queued, unless `drop_queue`), and its socket is shut once that is written,
+    /// or reset once the peer took nothing for [`CLOSE_GRACE_SECS`].
     pub fn close(&mut self, key: ConnKey, how: Closing) {
         let now = self.now();
         match self.get_mut(key) {
-            Some(c) if !c.is_closing() => c.closing_since = Some(now),
+            // Marked at once, so that nothing is queued for it while it leaves its channels;
+            // the clock starts for real once its close frame is offered below.
+            Some(c) if !c.is_closing() => {
+                c.closing = Some(CloseClock {
+                    since: now,
+                    pending: u32::MAX,
+                })
+            }
             _ => return,
         }
         self.leave_everything(key);
@@ -427,11 +438,16 @@ impl Worker {
         };
         if how.drop_queue {
             c.out.drop_unstarted();
+            self.churn_since_trim = TRIM_AFTER_CHURN;
         }
         let mut failed = false;
         for f in frames {
             failed |= c.out.offer(c.fd, &f) == Offer::Failed;
         }
+        c.closing = Some(CloseClock {
+            since: now,
+            pending: c.pending_bytes(),
+        });
         if failed {
             sys::shutdown(c.fd, true, true);
         } else if c.out.is_empty() {
@@ -463,8 +479,8 @@ impl Worker {
     /// answer with 4201, and shuts the sockets of connections that exceeded their close grace.
     pub fn sweep(&mut self) {
         self.flush_counts();
-        if self.handshakes_since_trim >= TRIM_AFTER_HANDSHAKES {
-            self.handshakes_since_trim = 0;
+        if self.churn_since_trim >= TRIM_AFTER_CHURN {
+            self.churn_since_trim = 0;
             sys::release_free_memory();
         }
         let now = self.now();
@@ -475,9 +491,24 @@ impl Worker {
                 slot: slot as u32,
                 generation: c.generation,
             };
-            if let Some(since) = c.closing_since {
-                if now.saturating_sub(since) >= CLOSE_GRACE_SECS {
-                    sys::shutdown(c.fd, true, true);
+            if let Some(clock) = c.closing {
+                if now.saturating_sub(clock.since) >= CLOSE_GRACE_SECS {
+                    let pending = c.pending_bytes();
+                    if pending == 0 {
+                        // Everything was delivered; only the peer's close reply is missing.
+                        sys::shutdown(c.fd, true, true);
+                    } else if pending < clock.pending {
+                        // The peer still reads: another grace period for the rest.
+                        c.closing = Some(CloseClock {
+                            since: now,
+                            pending,
+                        });
+                    } else {
+                        // The peer took nothing for a whole grace period. A clean close would
+                        // keep the unsent rest in kernel memory and retry it for a minute or
+                        // more; a reset frees it now.
+                        sys::abort(c.fd);
+                    }
                 }
                 continue;
             }

@@ -1,8 +1,10 @@
-//! Faults: clients that vanish, shutdown in the middle of a fan-out, a worker that dies.
+//! Faults: clients that vanish or stop reading, shutdown in the middle of a fan-out, a worker
+//! that dies.
 
 mod support;
 
 use std::collections::HashSet;
+use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
 use ringcast_protocol::pusher::auth::channel_auth;
@@ -128,4 +130,90 @@ fn a_panicking_worker_takes_the_process_down() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!status.success(), "{status:?}");
+}
+
+/// A server with a 64 KiB queue bound and its only subscriber of `flood`, after flooding the
+/// channel with 8 KB events until the server gave up on that subscriber, which never read (it
+/// leaves the channel the moment the server starts closing it with 4100).
+fn abandoned_subscriber() -> (Server, Ws) {
+    let server = Server::start(
+        &["--workers", "1"],
+        &[("RINGCAST_MAX_OUTBOUND_BYTES", "65536")],
+    );
+    let (mut client, _) = server.client();
+    client.subscribe("flood");
+    let mut http = Http::connect(server.port);
+    let payload = "z".repeat(8000);
+    let path = format!("/apps/{APP_ID}/channels/flood");
+    for _ in 0..400 {
+        if http.signed("GET", &path, &[], "").json()["occupied"] == false {
+            return (server, client);
+        }
+        for _ in 0..50 {
+            assert_eq!(http.trigger(&["flood"], "e", &payload, None).status, 200);
+        }
+    }
+    panic!("the server kept 160 MB of events for a client that does not read");
+}
+
+#[test]
+fn a_consumer_that_never_reads_again_is_reset_after_the_close_grace() {
+    let (_server, mut stuck) = abandoned_subscriber();
+    // Its close frame waits behind megabytes the kernel holds for it. Once it has taken
+    // nothing for the whole grace period (5 s, checked each second), the server resets the
+    // connection instead of keeping that data for a clean close.
+    std::thread::sleep(Duration::from_secs(8));
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read = 0usize;
+    let end = loop {
+        match stuck.stream.read(&mut buf) {
+            Ok(0) => break "end of stream",
+            Ok(n) => read += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break "reset",
+            Err(e) => panic!("after {read} bytes: {e}"),
+        }
+    };
+    assert_eq!(end, "reset", "after {read} bytes");
+}
+
+#[test]
+fn a_consumer_that_reads_slowly_gets_its_close_frame_however_long_it_takes() {
+    let (_server, mut slow) = abandoned_subscriber();
+    // It reads about 400 KB a second: taking what the kernel holds for it lasts longer than
+    // one grace period, but it makes progress in each.
+    let started = Instant::now();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut tail = Vec::new();
+    let mut read = 0usize;
+    loop {
+        std::thread::sleep(Duration::from_millis(150));
+        let n = slow
+            .stream
+            .read(&mut buf)
+            .expect("the server reset a client that reads");
+        assert!(
+            n > 0,
+            "end of stream after {read} bytes, without a close frame"
+        );
+        read += n;
+        tail.extend_from_slice(&buf[..n]);
+        let keep = tail.len().saturating_sub(64);
+        tail.drain(..keep);
+        // The close frame: FIN + opcode 8, a 2-byte code and the reason, nothing after it.
+        if let Some(at) = tail
+            .windows(4)
+            .position(|w| w[0] == 0x88 && w[2..4] == [0x10, 0x04])
+        {
+            let len = 2 + tail[at + 1] as usize;
+            if tail.len() - at >= len {
+                assert_eq!(tail.len() - at, len, "bytes after the close frame");
+                break;
+            }
+        }
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(6),
+        "{read} bytes took {:?}: not longer than a grace period, so this run did not test the extension",
+        started.elapsed()
+    );
 }
