@@ -236,6 +236,15 @@ pub struct SlowArgs {
     /// Seconds the stalled clients get to read their close once they read again.
     #[arg(long, default_value_t = 10.0)]
     pub release_timeout: f64,
+    /// The server's per-connection outbound queue bound (ringcast's
+    /// `RINGCAST_MAX_OUTBOUND_BYTES`): the memory bound is derived from it.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_outbound_bytes: u64,
+    /// Flood bytes after which a stalled client reads again, like a phone back from a tunnel
+    /// (0: only once the flood is over) [default: the outbound bound + the kernel's largest
+    /// send buffer (`tcp_wmem`) + 64 KiB, the most the server could hold before closing it].
+    #[arg(long)]
+    pub stall_bytes: Option<u64>,
 }
 
 /// `soak`.

@@ -1,6 +1,6 @@
 //! Memory figures from `/proc`: a process's resident memory and the kernel's socket memory.
 //!
-//! `VmRSS` is everything resident; `RssAnon` is the heap and stacks, the part that grows per
+//! `VmRSS` is everything resident, `VmHWM` its highest value as of the last unmapping; `RssAnon` is the heap and stacks, the part that grows per
 //! connection in user space (`RssFile` is the mapped binary and libraries). `/proc/net/sockstat`
 //! counts TCP socket buffers in pages for the whole machine, both ends of every loopback
 //! connection included.
@@ -14,6 +14,10 @@ pub struct ProcMemory {
     pub rss: u64,
     /// `RssAnon`.
     pub rss_anon: u64,
+    /// `VmHWM`: the highest `VmRSS` the kernel has recorded. It records it when memory is
+    /// unmapped, so a peak handed back between two samples counts; a peak still resident is
+    /// only in `VmRSS`.
+    pub rss_peak: u64,
 }
 
 /// Reads `/proc/{pid}/status` (`pid` "self" for this process).
@@ -31,6 +35,7 @@ pub fn parse_status(text: &str) -> Option<ProcMemory> {
     Some(ProcMemory {
         rss: kb("VmRSS:")?,
         rss_anon: kb("RssAnon:").unwrap_or(0),
+        rss_peak: kb("VmHWM:").unwrap_or(0),
     })
 }
 
@@ -69,6 +74,15 @@ fn page_size() -> u64 {
     4096
 }
 
+/// The largest send buffer the kernel grows a TCP socket to (the last `tcp_wmem` field).
+pub fn tcp_wmem_max() -> Option<u64> {
+    parse_last_field(&fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").ok()?)
+}
+
+fn parse_last_field(text: &str) -> Option<u64> {
+    text.split_whitespace().last()?.parse().ok()
+}
+
 /// Machine facts for reports.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Machine {
@@ -104,13 +118,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tcp_wmem_last_field_is_the_max() {
+        assert_eq!(parse_last_field("4096\t16384\t4194304\n"), Some(4194304));
+        assert_eq!(parse_last_field(""), None);
+    }
+
+    #[test]
     fn status_and_sockstat_parse() {
-        let status = "Name:\tringcast\nVmRSS:\t   12345 kB\nRssAnon:\t    1000 kB\n";
+        let status =
+            "Name:\tringcast\nVmHWM:\t   20000 kB\nVmRSS:\t   12345 kB\nRssAnon:\t    1000 kB\n";
         assert_eq!(
             parse_status(status),
             Some(ProcMemory {
                 rss: 12345 * 1024,
-                rss_anon: 1000 * 1024
+                rss_anon: 1000 * 1024,
+                rss_peak: 20000 * 1024,
             })
         );
         let sock =

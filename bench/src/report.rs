@@ -49,6 +49,9 @@ pub struct Sample {
     pub p999_ms: Option<f64>,
     /// Server resident memory (bytes) when a pid was given.
     pub server_rss: Option<u64>,
+    /// Buffer memory of every TCP socket on the host (bytes, `/proc/net/sockstat`): where
+    /// data a client has not read yet waits once the server has handed it to the kernel.
+    pub kernel_tcp: Option<u64>,
 }
 
 /// Everything a run reports.

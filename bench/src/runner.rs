@@ -151,6 +151,7 @@ impl Monitor {
             ops_per_sec: (ops - self.last_ops) as f64,
             connections: open,
             server_rss: self.server_memory().map(|m| m.rss),
+            kernel_tcp: procfs::sockstat().map(|s| s.tcp_mem_bytes),
             ..Sample::default()
         };
         self.last_ops = ops;

@@ -45,6 +45,14 @@ pub fn render(report: &Report) -> String {
             })],
         ));
     }
+    if t.iter().any(|s| s.kernel_tcp.is_some()) {
+        panels.push((
+            "kernel TCP buffers, whole host (MiB)".into(),
+            vec![series("tcp", "#17becf", t, |s| {
+                s.kernel_tcp.map(|b| b as f64 / (1024.0 * 1024.0))
+            })],
+        ));
+    }
     panels.push((
         "connections".into(),
         vec![series("connections", "#8c564b", t, |s| {
@@ -198,13 +206,15 @@ mod tests {
                 p99_ms: Some(1.5),
                 p999_ms: Some(3.0),
                 server_rss: Some(50 << 20),
+                kernel_tcp: Some(8 << 20),
                 connections: 10,
                 ..Sample::default()
             });
         }
         let svg = render(&r);
         assert!(svg.starts_with("<svg"));
-        assert_eq!(svg.matches("<polyline").count(), 6);
+        assert_eq!(svg.matches("<polyline").count(), 7);
+        assert!(svg.contains("kernel TCP buffers"));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert_eq!(nice_ceiling(3.2), 5.0);
         assert_eq!(nice_ceiling(1000.0), 1000.0);

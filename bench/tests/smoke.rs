@@ -197,6 +197,7 @@ fn slow_consumers_are_closed_and_readers_unharmed() {
     let r = bench(&server, "slow", &[]);
     assert_clean_delivery(&r);
     assert_eq!(metric(&r, "stalled_closed_4100"), 4.0);
+    assert!(metric(&r, "server_rss_peak") <= metric(&r, "server_rss_bound"));
 }
 
 #[test]

@@ -88,6 +88,9 @@ pub struct Fleet {
     pub payload: usize,
     /// Initial read buffer per connection.
     pub read_buffer: usize,
+    /// A stalled subscriber reads again once this many messages were published on its stream
+    /// (`u64::MAX`: only when the run moves to its `Release` phase).
+    pub stall_until: u64,
 }
 
 impl Fleet {
@@ -107,7 +110,14 @@ impl Fleet {
             published: (0..streams).map(|_| AtomicU64::new(0)).collect(),
             payload,
             read_buffer,
+            stall_until: u64::MAX,
         }
+    }
+
+    /// Whether a stalled subscriber of `stream` should read again.
+    fn stall_over(&self, stream: u32) -> bool {
+        self.shared.phase() >= Phase::Release
+            || self.published[stream as usize].load(Ordering::Relaxed) >= self.stall_until
     }
 }
 
@@ -117,7 +127,8 @@ pub enum SubKind {
     /// Reads everything; checked for loss, duplicates and order.
     #[default]
     Reader,
-    /// Subscribes, then stops reading until the `Release` phase.
+    /// Subscribes, then stops reading until the `Release` phase or until
+    /// [`Fleet::stall_until`] messages were published on its stream.
     Stalled,
     /// Subscribes and leaves in cycles (soak); checked for duplicates and order only.
     Churner {
@@ -343,7 +354,9 @@ async fn subscriber(local: Rc<Local>, slot: usize, spec: SubSpec) {
         fleet.live[spec.channel as usize].fetch_add(1, Ordering::SeqCst);
     }
     if spec.kind == SubKind::Stalled {
-        wait_phase(shared, Phase::Release, Duration::from_millis(20)).await;
+        while !fleet.stall_over(spec.stream) {
+            monoio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     let stats = local.stats.clone();
     let flush = || stats.flush(counters);
