@@ -2,7 +2,7 @@
 //!
 //! A connection's entry is what the rest of the worker needs to reach it: its socket, its
 //! outbound queue, its subscriptions and its liveness clock. It deliberately holds no read
-//! buffer and no frame decoder state: those belong to the connection's reader task and are empty
+//! buffer and no frame decoder state: those belong to the connection's task and are empty
 //! while the connection is idle. An idle connection costs this struct, a small reader future and
 //! its registry entries.
 

@@ -44,7 +44,8 @@ pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
         }
         match accepted {
             Ok((stream, _)) => {
-                monoio::spawn(connection(worker.clone(), stream));
+                sys::set_nodelay(stream.as_raw_fd());
+                monoio::spawn(connection(worker.clone(), Rc::new(stream)));
             }
             Err(e) => {
                 // Out of descriptors or memory: the listener stays, the backlog waits.
@@ -83,10 +84,27 @@ fn target(worker: &Worker, req: &Request) -> Target {
     }
 }
 
-/// Serves one accepted connection.
-async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
-    sys::set_nodelay(stream.as_raw_fd());
-    let stream = Rc::new(stream);
+/// Serves one accepted connection: its HTTP requests, then, once upgraded, its frames until
+/// it closes.
+///
+/// The task is allocated when the connection is accepted and lives as long as it. Its own
+/// state is only what reading frames needs; the HTTP side (request heads, API requests, the
+/// upgrade), kilobytes while it runs, lives in a box that is freed before reading starts. So
+/// a burst of handshakes leaves its transient allocations after the long-lived tasks in the
+/// heap, not between them, and the freed space is reused by the next burst.
+async fn connection(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) {
+    if let Some(upgraded) = Box::pin(serve_http(worker.clone(), stream.clone())).await {
+        read_frames(worker, stream, upgraded).await;
+    }
+}
+
+/// What an upgraded connection's reader starts with: its key, its message limit and the bytes
+/// that followed the upgrade request.
+type Upgraded = (ConnKey, usize, BytesMut);
+
+/// Serves HTTP requests until the connection upgrades (returning what its reader needs) or
+/// ends.
+async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Option<Upgraded> {
     let shared = worker.borrow().shared.clone();
     let handshake_timeout = Duration::from_millis(shared.config.limits.handshake_timeout_ms);
     let mut buf = BytesMut::new();
@@ -102,7 +120,7 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
                 Ok(None) => {}
                 Err(e) => {
                     let _ = write_all(&stream, &e.response()).await;
-                    return;
+                    return None;
                 }
             }
             match read_more(&worker, &stream, &mut buf, deadline).await {
@@ -110,9 +128,9 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
                 Ok(false) if !buf.is_empty() => {
                     let _ = write_all(&stream, &http::json_error(408, "Request timed out", false))
                         .await;
-                    return;
+                    return None;
                 }
-                _ => return,
+                _ => return None,
             }
         };
         let _ = buf.split_to(req.head_len);
@@ -121,26 +139,26 @@ async fn connection(worker: Rc<RefCell<Worker>>, stream: TcpStream) {
             Target::Health => {
                 let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
                 if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
-                    return;
+                    return None;
                 }
             }
             Target::NotFound => {
                 let _ = write_all(&stream, &http::json_error(404, "Not found", false)).await;
-                return;
+                return None;
             }
             Target::Api(path) => {
                 let deadline = Instant::now() + handshake_timeout;
                 while buf.len() < req.content_length {
                     match read_more(&worker, &stream, &mut buf, deadline).await {
                         Ok(true) => {}
-                        _ => return,
+                        _ => return None,
                     }
                 }
                 let body = buf.split_to(req.content_length).to_vec();
                 // Boxed: the API's state is large and only exists while a request is served.
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
                 if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
-                    return;
+                    return None;
                 }
             }
             Target::Echo | Target::App(_) | Target::PathNotFound => {
@@ -199,19 +217,20 @@ async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Completes the upgrade and runs the connection's reader until it closes.
+/// Completes the upgrade: returns what the connection's reader needs, or `None` when the
+/// upgrade was refused or failed.
 async fn websocket(
     worker: Rc<RefCell<Worker>>,
     stream: Rc<TcpStream>,
     req: Request,
     what: Target,
     leftover: BytesMut,
-) {
+) -> Option<Upgraded> {
     let up = match handshake::validate_upgrade(&req) {
         Ok(up) => up,
         Err(e) => {
             let _ = write_all(&stream, &e.response()).await;
-            return;
+            return None;
         }
     };
     let mut out = handshake::response_101(&up);
@@ -244,31 +263,16 @@ async fn websocket(
                     sink.clear();
                 }
             }
-            return;
+            return None;
         }
     };
     let written = write_all(&stream, &out).await;
     drop(out);
     if written.is_err() {
         worker.borrow_mut().remove(key);
-        return;
+        return None;
     }
-    // The handshake's task ends here; the connection lives on in a task of its own whose
-    // future holds only what reading frames needs (a few hundred bytes, not the kilobytes of
-    // the handshake's state).
-    monoio::spawn(reader(worker, stream, key, max_message, leftover));
-}
-
-/// A connection's reader task, for as long as the connection lives.
-async fn reader(
-    worker: Rc<RefCell<Worker>>,
-    stream: Rc<TcpStream>,
-    key: ConnKey,
-    max_message: usize,
-    leftover: BytesMut,
-) {
-    read_frames(&worker, &stream, key, max_message, leftover).await;
-    worker.borrow_mut().remove(key);
+    Some((key, max_message, leftover))
 }
 
 /// Decides whether an upgrade may become a connection, and adds it: returns its key, its
@@ -340,11 +344,20 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 
 /// Reads and decodes frames until the connection ends.
 async fn read_frames(
+    worker: Rc<RefCell<Worker>>,
+    stream: Rc<TcpStream>,
+    (key, max_message, mut pending): Upgraded,
+) {
+    read_until_closed(&worker, &stream, key, max_message, &mut pending).await;
+    worker.borrow_mut().remove(key);
+}
+
+async fn read_until_closed(
     worker: &Rc<RefCell<Worker>>,
     stream: &TcpStream,
     key: ConnKey,
     max_message: usize,
-    mut pending: BytesMut,
+    pending: &mut BytesMut,
 ) {
     let mut decoder = Decoder::new(DecoderConfig {
         max_frame_size: max_message,
@@ -355,7 +368,7 @@ async fn read_frames(
     let mut closing = false;
     loop {
         while !closing && !pending.is_empty() {
-            match decoder.decode(&mut pending) {
+            match decoder.decode(pending) {
                 Ok(Some(msg)) => {
                     let mut w = worker.borrow_mut();
                     w.on_message(key, msg);
@@ -377,7 +390,7 @@ async fn read_frames(
             }
         }
         if closing || pending.is_empty() {
-            pending = BytesMut::new();
+            *pending = BytesMut::new();
         }
         if stream.readable(false).await.is_err() {
             return;
