@@ -4,7 +4,8 @@
 //! One request at a time per connection, as the Pusher server SDKs do; concurrency comes from
 //! several connections.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -12,6 +13,7 @@ use monoio::net::TcpStream;
 use ringcast_protocol::api::signature::{Credentials, signed_query};
 
 use crate::error::BenchError;
+use crate::stats::Shared;
 use crate::target::Target;
 use crate::ws::{SocketOpts, tcp_connect};
 
@@ -62,6 +64,74 @@ pub struct HttpConn {
     buf: Vec<u8>,
     /// The server asked to close after the last response.
     pub closed: bool,
+}
+
+/// A publishing loop's API connection: opened on demand, dropped when the server or the
+/// network closes it, every failure counted in the run's errors and noted under a context.
+#[derive(Default)]
+pub struct ApiSlot(Option<HttpConn>);
+
+impl ApiSlot {
+    /// Connects unless connected. A failed connect is counted and noted as `context`, and
+    /// returns `false` after a 100 ms pause, so that the loop retries at a bounded rate.
+    pub async fn ready(
+        &mut self,
+        target: &Target,
+        source_index: usize,
+        shared: &Shared,
+        context: &str,
+    ) -> bool {
+        if self.0.is_some() {
+            return true;
+        }
+        match HttpConn::connect(target, source_index).await {
+            Ok(c) => {
+                self.0 = Some(c);
+                true
+            }
+            Err(e) => {
+                shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                shared.note_error(context, &e);
+                monoio::time::sleep(Duration::from_millis(100)).await;
+                false
+            }
+        }
+    }
+
+    /// Triggers an event with `body` on the connection [`ready`](Self::ready) opened. `true`
+    /// for a 2xx answer; anything else is counted and noted as `context`.
+    pub async fn trigger(
+        &mut self,
+        target: &Target,
+        body: &[u8],
+        shared: &Shared,
+        context: &str,
+    ) -> bool {
+        let Some(conn) = self.0.as_mut() else {
+            return false;
+        };
+        let failure = match conn.request(events_request(target, body)).await {
+            Ok(resp) if (200..300).contains(&resp.status) => None,
+            Ok(resp) => Some(BenchError::Http(format!(
+                "status {}: {}",
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            ))),
+            Err(e) => {
+                conn.closed = true;
+                Some(e)
+            }
+        };
+        if conn.closed {
+            self.0 = None;
+        }
+        let Some(e) = failure else {
+            return true;
+        };
+        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        shared.note_error(context, &e);
+        false
+    }
 }
 
 /// One response: status and body.

@@ -6,14 +6,17 @@
 //! server's memory.
 
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::cli::Common;
+use crate::error::BenchError;
 use crate::procfs;
 use crate::report::{Report, Sample};
-use crate::stats::{Percentiles, Phase, Shared};
+use crate::stats::{Percentiles, Phase, Shared, ThreadStats, histogram};
 use crate::sys::monotonic_ns;
 
 /// Starts `threads` workers, each running `body(index)` to completion on its own runtime.
@@ -47,6 +50,95 @@ where
             .expect("spawn worker thread");
     }
     rx
+}
+
+/// How a run of closed loops ends: after `duration` seconds or once `done` holds, whichever
+/// comes first, then at most `drain` for the loops to finish what they started.
+pub struct LoopRun<D> {
+    /// Seconds of measurement.
+    pub duration: f64,
+    /// Ends the measurement early when it holds.
+    pub done: D,
+    /// Time the loops get to finish after the measurement.
+    pub drain: Duration,
+}
+
+/// Runs `count` closed loops spread round robin over the worker threads. Loop `i` runs
+/// `body(i, stats)` from the start of the measurement; the future should return once the
+/// phase leaves `Run`, and record its latencies in `stats`. Returns the monitor, the
+/// seconds from the start of the measurement until the last loop ended (or the drain ran
+/// out) and the loops' merged latencies.
+pub fn run_loops<B, Fut, D>(
+    common: &Common,
+    shared: &Arc<Shared>,
+    count: usize,
+    run: LoopRun<D>,
+    body: B,
+) -> Result<(Monitor, f64, hdrhistogram::Histogram<u64>), BenchError>
+where
+    B: Fn(usize, Rc<ThreadStats>) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+    D: FnMut(&Shared) -> bool,
+{
+    let threads = common.thread_count();
+    let rx = {
+        let shared = shared.clone();
+        spawn_workers(threads, !common.no_pin, move |t| {
+            let loops = (t..count).step_by(threads).collect();
+            loop_thread(shared.clone(), loops, body.clone())
+        })
+    };
+    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
+    monitor.target_connections = count as u64;
+    let run_start = monotonic_ns();
+    shared.set_phase(Phase::Run);
+    monitor.wait_until(Duration::from_secs_f64(run.duration), run.done);
+    shared.set_phase(Phase::Drain);
+    monitor.wait_until(run.drain, |s| {
+        s.counters.publishers_active.load(Ordering::SeqCst) == 0
+    });
+    let elapsed = (monotonic_ns() - run_start) as f64 / 1e9;
+    shared.set_phase(Phase::Done);
+    let mut latency = histogram();
+    for _ in 0..threads {
+        let (_, h) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| BenchError::Timeout("worker threads"))?;
+        latency.add(&h).expect("same bounds");
+    }
+    Ok((monitor, elapsed, latency))
+}
+
+/// One thread's part of [`run_loops`]: its loops, each counted as active until it returns,
+/// and its latencies handed over at the end.
+async fn loop_thread<B, Fut>(
+    shared: Arc<Shared>,
+    loops: Vec<usize>,
+    body: B,
+) -> hdrhistogram::Histogram<u64>
+where
+    B: Fn(usize, Rc<ThreadStats>) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let stats = Rc::new(ThreadStats::default());
+    monoio::spawn(ticker(shared.clone(), stats.clone()));
+    for i in loops {
+        let active = &shared.counters.publishers_active;
+        active.fetch_add(1, Ordering::SeqCst);
+        let work = body(i, stats.clone());
+        let shared = shared.clone();
+        monoio::spawn(async move {
+            wait_phase(&shared, Phase::Run, Duration::from_millis(1)).await;
+            work.await;
+            shared
+                .counters
+                .publishers_active
+                .fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    wait_phase(&shared, Phase::Done, Duration::from_millis(10)).await;
+    stats.flush(&shared.counters);
+    stats.total.replace(histogram())
 }
 
 /// Sleeps on a monoio runtime until `phase` is reached, checking every `poll`.

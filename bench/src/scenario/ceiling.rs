@@ -28,8 +28,8 @@ use crate::payload::{self, Stamp};
 use crate::report::Report;
 use crate::runner::Monitor;
 use crate::scenario::{
-    Fleet, SubKind, SubSpec, channel_name, collect, integrity, merged, report_integrity,
-    setup_timeout, start, wait_subscribed,
+    Fleet, SubSpec, channel_name, collect, integrity, merged, report_integrity, setup_timeout,
+    start, wait_subscribed,
 };
 use crate::stats::{Percentiles, Phase};
 use crate::sys::monotonic_ns;
@@ -98,11 +98,9 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
     let shared = fleet.shared.clone();
     let subs = (0..sockets)
         .map(|i| SubSpec {
-            index: i,
-            channel: (i % channels) as u32,
             stream: ((i % threads) * channels + i % channels) as u32,
-            kind: SubKind::Reader,
             raw: Some(addr),
+            ..SubSpec::reader(i, channels)
         })
         .collect();
     let rx = start(&fleet, threads, !common.no_pin, subs, Vec::new());

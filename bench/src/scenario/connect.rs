@@ -10,15 +10,14 @@
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use crate::cli::{ConnectArgs, pick};
 use crate::client::PusherConn;
 use crate::error::BenchError;
 use crate::report::Report;
-use crate::runner::{Monitor, spawn_workers, ticker, wait_phase};
-use crate::scenario::{OPEN_TIMEOUT, channel_name, require_app, target};
-use crate::stats::{Percentiles, Phase, Shared, ThreadStats, histogram};
+use crate::runner::{LoopRun, run_loops};
+use crate::scenario::{OPEN_TIMEOUT, app_target, channel_name};
+use crate::stats::{Percentiles, Phase, Shared, ThreadStats};
 use crate::sys::monotonic_ns;
 use crate::target::Target;
 use crate::ws::SocketOpts;
@@ -30,39 +29,33 @@ pub fn run(args: &ConnectArgs) -> Result<Report, BenchError> {
     let concurrency = pick(args.concurrency, common.smoke, 64, 8).max(1);
     let duration = common.duration_or(10.0);
     let threads = common.thread_count();
-    let target = Arc::new(target(common, concurrency)?);
-    require_app(&target)?;
+    let target = Arc::new(app_target(common, concurrency)?);
     let shared = Arc::new(Shared::new(threads));
     let started = Arc::new(AtomicU64::new(0));
-    let rx = {
-        let (target, shared, started) = (target.clone(), shared.clone(), started.clone());
-        spawn_workers(threads, !common.no_pin, move |t| {
-            let loops = (t..concurrency).step_by(threads).collect::<Vec<_>>();
-            thread(target.clone(), shared.clone(), started.clone(), loops, max)
-        })
+    let body = {
+        let (target, shared) = (target.clone(), shared.clone());
+        move |index, stats| {
+            connect_loop(
+                target.clone(),
+                shared.clone(),
+                stats,
+                started.clone(),
+                index,
+                max,
+            )
+        }
     };
-    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
-    monitor.target_connections = concurrency as u64;
-    let run_start = monotonic_ns();
-    shared.set_phase(Phase::Run);
+    let run = LoopRun {
+        duration,
+        done: |s: &Shared| {
+            s.counters.ops.load(Ordering::Relaxed) + s.counters.errors.load(Ordering::Relaxed)
+                >= max
+        },
+        // Loops finish the handshake in progress.
+        drain: OPEN_TIMEOUT,
+    };
+    let (monitor, elapsed, latency) = run_loops(common, &shared, concurrency, run, body)?;
     let c = &shared.counters;
-    monitor.wait_until(Duration::from_secs_f64(duration), |s| {
-        s.counters.ops.load(Ordering::Relaxed) + s.counters.errors.load(Ordering::Relaxed) >= max
-    });
-    shared.set_phase(Phase::Drain);
-    // Loops finish the handshake in progress.
-    monitor.wait_until(OPEN_TIMEOUT, |s| {
-        s.counters.publishers_active.load(Ordering::SeqCst) == 0
-    });
-    let elapsed = (monotonic_ns() - run_start) as f64 / 1e9;
-    shared.set_phase(Phase::Done);
-    let mut latency = histogram();
-    for _ in 0..threads {
-        let (_, h) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| BenchError::Timeout("worker threads"))?;
-        latency.add(&h).expect("same bounds");
-    }
     let done = c.ops.load(Ordering::SeqCst);
     let errors = c.errors.load(Ordering::SeqCst);
     let mut report = Report::new("connect", "handshakes");
@@ -87,34 +80,8 @@ pub fn run(args: &ConnectArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
-async fn thread(
-    target: Arc<Target>,
-    shared: Arc<Shared>,
-    started: Arc<AtomicU64>,
-    loops: Vec<usize>,
-    max: u64,
-) -> hdrhistogram::Histogram<u64> {
-    let stats = Rc::new(ThreadStats::default());
-    monoio::spawn(ticker(shared.clone(), stats.clone()));
-    for l in loops {
-        shared
-            .counters
-            .publishers_active
-            .fetch_add(1, Ordering::SeqCst);
-        monoio::spawn(connect_loop(
-            target.clone(),
-            shared.clone(),
-            stats.clone(),
-            started.clone(),
-            l,
-            max,
-        ));
-    }
-    wait_phase(&shared, Phase::Done, Duration::from_millis(10)).await;
-    stats.flush(&shared.counters);
-    stats.total.replace(histogram())
-}
-
+/// One loop: connect, subscribe, close with RST, again, until the run ends or `max`
+/// handshakes were started in all.
 async fn connect_loop(
     target: Arc<Target>,
     shared: Arc<Shared>,
@@ -123,7 +90,6 @@ async fn connect_loop(
     index: usize,
     max: u64,
 ) {
-    wait_phase(&shared, Phase::Run, Duration::from_millis(1)).await;
     let channel = channel_name(index as u32);
     while shared.phase() == Phase::Run {
         let n = started.fetch_add(1, Ordering::Relaxed);
@@ -155,8 +121,4 @@ async fn connect_loop(
             }
         }
     }
-    shared
-        .counters
-        .publishers_active
-        .fetch_sub(1, Ordering::SeqCst);
 }

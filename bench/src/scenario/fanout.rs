@@ -13,12 +13,10 @@ use std::time::Duration;
 use crate::cli::{FanoutArgs, pick};
 use crate::error::BenchError;
 use crate::report::Report;
-use crate::runner::Monitor;
 use crate::scenario::{
-    Fleet, PubSpec, SubKind, SubSpec, collect, drain_and_finish, integrity, merged,
-    report_integrity, require_app, setup_timeout, start, target, wait_subscribed,
+    Fleet, PubSpec, SubSpec, collect, drain_and_finish, launch, report_deliveries,
 };
-use crate::stats::{Percentiles, Phase};
+use crate::stats::Phase;
 use crate::sys::monotonic_ns;
 
 /// Runs the scenario.
@@ -44,50 +42,35 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
     } else {
         None
     };
-    let target = target(common, subscribers + publishers)?;
-    require_app(&target)?;
-    let fleet = Arc::new(Fleet::new(
-        target,
-        threads,
-        channels,
+    let fleet = Arc::new(Fleet::for_app(
+        common,
+        subscribers + publishers,
         channels,
         args.payload,
         args.read_buffer,
-    ));
+    )?);
     let shared = fleet.shared.clone();
 
     let subs: Vec<SubSpec> = (0..subscribers)
-        .map(|i| SubSpec {
-            index: i,
-            channel: (i % channels) as u32,
-            stream: (i % channels) as u32,
-            kind: SubKind::Reader,
-            raw: None,
-        })
+        .map(|i| SubSpec::reader(i, channels))
         .collect();
     // Subscribers per channel, for the window in deliveries.
     let per_channel = subscribers.div_ceil(channels) as u64;
+    let interval =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(publishers as f64 / args.rate));
     let pubs: Vec<PubSpec> = (0..publishers)
-        .map(|p| PubSpec {
-            index: subscribers + p,
-            channels: (0..channels as u32)
-                .filter(|c| *c as usize % publishers == p)
-                .collect(),
-            interval: (args.rate > 0.0)
-                .then(|| Duration::from_secs_f64(publishers as f64 / args.rate)),
-            window: args.window * subscribers as u64,
+        .map(|p| {
+            PubSpec::owning(
+                subscribers + p,
+                p,
+                publishers,
+                channels,
+                interval,
+                args.window * subscribers as u64,
+            )
         })
         .collect();
-    let rx = start(&fleet, threads, !common.no_pin, subs, pubs);
-
-    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
-    monitor.target_connections = subscribers as u64;
-    wait_subscribed(
-        &mut monitor,
-        &shared,
-        subscribers,
-        setup_timeout(subscribers),
-    )?;
+    let (rx, mut monitor) = launch(&fleet, common, subs, pubs, subscribers)?;
     let ops_before = shared.counters.ops.load(Ordering::SeqCst);
     let run_start = monotonic_ns();
     shared.set_phase(Phase::Run);
@@ -130,15 +113,12 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
         report.metric("ceiling_deliveries_per_sec", ceiling_rate, "1/s");
         report.metric("fraction_of_ceiling", rate / ceiling_rate, "");
     }
-    let (latency, publish) = merged(&outs);
-    report
-        .latency
-        .push(Percentiles::of("end-to-end (publish -> deliver)", &latency));
-    report
-        .latency
-        .push(Percentiles::of("publish request (HTTP API)", &publish));
-    let i = integrity(&outs, &fleet.published);
-    report_integrity(&mut report, &i);
+    report_deliveries(
+        &mut report,
+        &outs,
+        &fleet.published,
+        "end-to-end (publish -> deliver)",
+    );
     report.check(
         "deliveries",
         delivered > 0,

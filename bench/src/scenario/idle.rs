@@ -11,9 +11,7 @@ use crate::error::BenchError;
 use crate::procfs::{process_memory, sockstat};
 use crate::report::Report;
 use crate::runner::Monitor;
-use crate::scenario::{
-    Fleet, SubKind, SubSpec, collect, require_app, setup_timeout, start, target, wait_subscribed,
-};
+use crate::scenario::{Fleet, SubSpec, collect, setup_timeout, start, wait_subscribed};
 use crate::stats::Phase;
 
 /// Runs the scenario.
@@ -23,16 +21,7 @@ pub fn run(args: &IdleArgs) -> Result<Report, BenchError> {
     let channels = args.channels.max(1);
     let hold = common.duration_or(10.0);
     let threads = common.thread_count();
-    let target = target(common, n)?;
-    require_app(&target)?;
-    let fleet = Arc::new(Fleet::new(
-        target,
-        threads,
-        channels,
-        channels,
-        0,
-        args.read_buffer,
-    ));
+    let fleet = Arc::new(Fleet::for_app(common, n, channels, 0, args.read_buffer)?);
     let shared = fleet.shared.clone();
     let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
     monitor.target_connections = n as u64;
@@ -40,15 +29,7 @@ pub fn run(args: &IdleArgs) -> Result<Report, BenchError> {
     let server_before = monitor.server_memory();
     let self_before = process_memory("self");
     let sock_before = sockstat();
-    let subs = (0..n)
-        .map(|i| SubSpec {
-            index: i,
-            channel: (i % channels) as u32,
-            stream: (i % channels) as u32,
-            kind: SubKind::Reader,
-            raw: None,
-        })
-        .collect();
+    let subs = (0..n).map(|i| SubSpec::reader(i, channels)).collect();
     let rx = start(&fleet, threads, !common.no_pin, subs, Vec::new());
     let t0 = shared.elapsed_secs();
     wait_subscribed(&mut monitor, &shared, n, setup_timeout(n))?;

@@ -26,11 +26,11 @@ use monoio::io::AsyncWriteRentExt;
 use crate::cli::Common;
 use crate::client::{Event, PusherConn, Step, unsubscribe};
 use crate::error::BenchError;
-use crate::http::{HttpConn, event_body, events_request};
+use crate::http::{ApiSlot, event_body};
 use crate::payload::{self, Stamp};
 use crate::report::Report;
 use crate::runner::{Monitor, ticker, wait_phase};
-use crate::stats::{Phase, Shared, ThreadStats, histogram};
+use crate::stats::{Percentiles, Phase, Shared, ThreadStats, histogram};
 use crate::sys::monotonic_ns;
 use crate::target::{Endpoint, Target, source_addresses};
 use crate::track::SeqTracker;
@@ -61,6 +61,13 @@ pub fn target(common: &Common, sockets: usize) -> Result<Target, BenchError> {
         secret: common.secret.clone(),
         sources,
     })
+}
+
+/// The target of an app run: [`target`], failing unless the app credentials were given.
+pub fn app_target(common: &Common, sockets: usize) -> Result<Target, BenchError> {
+    let target = target(common, sockets)?;
+    require_app(&target)?;
+    Ok(target)
 }
 
 /// Fails unless the app credentials were given.
@@ -112,6 +119,26 @@ impl Fleet {
             read_buffer,
             stall_until: u64::MAX,
         }
+    }
+
+    /// The fleet of a run against the app the common options name: its target (for
+    /// `sockets` client sockets), checked to have credentials, with one sequence stream per
+    /// channel and one worker per thread.
+    pub fn for_app(
+        common: &Common,
+        sockets: usize,
+        channels: usize,
+        payload: usize,
+        read_buffer: usize,
+    ) -> Result<Self, BenchError> {
+        Ok(Self::new(
+            app_target(common, sockets)?,
+            common.thread_count(),
+            channels,
+            channels,
+            payload,
+            read_buffer,
+        ))
     }
 
     /// Whether a stalled subscriber of `stream` should read again.
@@ -204,6 +231,43 @@ pub struct PubSpec {
     pub interval: Option<Duration>,
     /// With `interval` `None`: deliveries outstanding at most.
     pub window: u64,
+}
+
+impl SubSpec {
+    /// Subscriber `index` as a reader of channel `index mod channels`, checked against that
+    /// channel's stream.
+    pub fn reader(index: usize, channels: usize) -> Self {
+        let channel = (index % channels.max(1)) as u32;
+        Self {
+            index,
+            channel,
+            stream: channel,
+            kind: SubKind::Reader,
+            raw: None,
+        }
+    }
+}
+
+impl PubSpec {
+    /// Publisher `p` of `publishers`, owning the channels `c` with `c mod publishers == p` (so
+    /// one channel's publishes are never concurrent), with connection index `index`.
+    pub fn owning(
+        index: usize,
+        p: usize,
+        publishers: usize,
+        channels: usize,
+        interval: Option<Duration>,
+        window: u64,
+    ) -> Self {
+        Self {
+            index,
+            channels: (0..channels as u32)
+                .filter(|c| *c as usize % publishers == p)
+                .collect(),
+            interval,
+            window,
+        }
+    }
 }
 
 /// A thread's part of the results.
@@ -511,7 +575,7 @@ async fn publisher(local: Rc<Local>, spec: PubSpec) {
     let shared = &fleet.shared;
     let counters = &shared.counters;
     wait_phase(shared, Phase::Run, Duration::from_millis(1)).await;
-    let mut http: Option<HttpConn> = None;
+    let mut api = ApiSlot::default();
     let mut seqs = vec![0u64; spec.channels.len()];
     let names: Vec<String> = spec.channels.iter().map(|&c| channel_name(c)).collect();
     let mut next_at = monotonic_ns();
@@ -541,18 +605,12 @@ async fn publisher(local: Rc<Local>, spec: PubSpec) {
         let k = turn % spec.channels.len();
         turn += 1;
         let channel = spec.channels[k];
-        if http.is_none() {
-            match HttpConn::connect(&fleet.target, spec.index).await {
-                Ok(c) => http = Some(c),
-                Err(e) => {
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                    shared.note_error("publisher connect", &e);
-                    monoio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            }
+        if !api
+            .ready(&fleet.target, spec.index, shared, "publisher connect")
+            .await
+        {
+            continue;
         }
-        let conn = http.as_mut().expect("connected");
         let receivers = fleet.live[channel as usize].load(Ordering::SeqCst);
         counters.expected.fetch_add(receivers, Ordering::SeqCst);
         let sent_ns = monotonic_ns();
@@ -571,40 +629,16 @@ async fn publisher(local: Rc<Local>, spec: PubSpec) {
             "bench",
             std::str::from_utf8(&data).expect("ASCII payload"),
         );
-        let result = conn.request(events_request(&fleet.target, &body)).await;
+        let accepted = api.trigger(&fleet.target, &body, shared, "publish").await;
         local
             .stats
             .record_secondary_ns(monotonic_ns().saturating_sub(sent_ns));
         seqs[k] += 1;
-        match result {
-            Ok(resp) if (200..300).contains(&resp.status) => {
-                fleet.published[channel as usize].fetch_add(1, Ordering::SeqCst);
-                counters.published.fetch_add(1, Ordering::Relaxed);
-                if conn.closed {
-                    http = None;
-                }
-            }
-            Ok(resp) => {
-                counters.expected.fetch_sub(receivers, Ordering::SeqCst);
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                shared.note_error(
-                    "publish",
-                    &BenchError::Http(format!(
-                        "status {}: {}",
-                        resp.status,
-                        String::from_utf8_lossy(&resp.body)
-                    )),
-                );
-                if conn.closed {
-                    http = None;
-                }
-            }
-            Err(e) => {
-                counters.expected.fetch_sub(receivers, Ordering::SeqCst);
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                shared.note_error("publish", &e);
-                http = None;
-            }
+        if accepted {
+            fleet.published[channel as usize].fetch_add(1, Ordering::SeqCst);
+            counters.published.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counters.expected.fetch_sub(receivers, Ordering::SeqCst);
         }
     }
     counters.publishers_active.fetch_sub(1, Ordering::SeqCst);
@@ -681,6 +715,24 @@ pub fn integrity(outs: &[ThreadOut], published: &[AtomicU64]) -> Integrity {
     t
 }
 
+/// Adds the readers' end-to-end latency (as `label`), the publish requests' latency and the
+/// readers' integrity figures to `report`, and returns the integrity totals for its checks.
+pub fn report_deliveries(
+    report: &mut Report,
+    outs: &[ThreadOut],
+    published: &[AtomicU64],
+    label: &str,
+) -> Integrity {
+    let (latency, publish) = merged(outs);
+    report.latency.push(Percentiles::of(label, &latency));
+    report
+        .latency
+        .push(Percentiles::of("publish request (HTTP API)", &publish));
+    let i = integrity(outs, published);
+    report_integrity(report, &i);
+    i
+}
+
 /// Adds the integrity figures and the check that they are all zero.
 pub fn report_integrity(report: &mut Report, i: &Integrity) {
     report.metric("subscribers_checked", i.checked as f64, "");
@@ -730,21 +782,45 @@ pub fn setup_timeout(n: usize) -> Duration {
     Duration::from_secs(30) + Duration::from_millis(n as u64 * 2)
 }
 
-/// Ends a run: publishers stop, the last deliveries arrive (or `drain` passes), threads hand in
-/// their results. Returns the seconds from `run_start_ns` until deliveries stopped.
-pub fn drain_and_finish(
-    monitor: &mut Monitor,
-    shared: &Shared,
-    drain: Duration,
-    run_start_ns: u64,
-) -> f64 {
+/// Starts the fleet's threads with `subs` and `pubs` and waits until `expected` of the
+/// subscribers are subscribed (or failed). Returns the threads' results channel and the
+/// monitor that sampled the setup.
+pub fn launch(
+    fleet: &Arc<Fleet>,
+    common: &Common,
+    subs: Vec<SubSpec>,
+    pubs: Vec<PubSpec>,
+    expected: usize,
+) -> Result<(mpsc::Receiver<(usize, ThreadOut)>, Monitor), BenchError> {
+    let setup = setup_timeout(subs.len());
+    let rx = start(fleet, common.thread_count(), !common.no_pin, subs, pubs);
+    let shared = &fleet.shared;
+    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
+    monitor.target_connections = expected as u64;
+    wait_subscribed(&mut monitor, shared, expected, setup)?;
+    Ok((rx, monitor))
+}
+
+/// Stops the publishers and waits for the last deliveries to arrive (or `timeout` to pass).
+/// Returns the seconds from `run_start_ns` until deliveries stopped.
+pub fn drain(monitor: &mut Monitor, shared: &Shared, timeout: Duration, run_start_ns: u64) -> f64 {
     shared.set_phase(Phase::Drain);
     let c = &shared.counters;
-    monitor.wait_until(drain, |_| {
+    monitor.wait_until(timeout, |_| {
         c.publishers_active.load(Ordering::SeqCst) == 0
             && c.ops.load(Ordering::SeqCst) >= c.expected.load(Ordering::SeqCst)
     });
-    let elapsed = (monotonic_ns() - run_start_ns) as f64 / 1e9;
+    (monotonic_ns() - run_start_ns) as f64 / 1e9
+}
+
+/// Ends a run: [`drain`], then the threads hand in their results.
+pub fn drain_and_finish(
+    monitor: &mut Monitor,
+    shared: &Shared,
+    timeout: Duration,
+    run_start_ns: u64,
+) -> f64 {
+    let elapsed = drain(monitor, shared, timeout, run_start_ns);
     shared.set_phase(Phase::Done);
     elapsed
 }

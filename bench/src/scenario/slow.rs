@@ -27,12 +27,10 @@ use crate::cli::{SlowArgs, pick};
 use crate::error::BenchError;
 use crate::procfs;
 use crate::report::Report;
-use crate::runner::Monitor;
 use crate::scenario::{
-    End, Fleet, PubSpec, SubKind, SubSpec, collect, integrity, merged, report_integrity,
-    require_app, setup_timeout, start, target, wait_subscribed,
+    End, Fleet, PubSpec, SubKind, SubSpec, collect, drain, launch, report_deliveries,
 };
-use crate::stats::{Percentiles, Phase};
+use crate::stats::Phase;
 use crate::sys::monotonic_ns;
 
 /// Runs the scenario.
@@ -43,14 +41,12 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
     let duration = common.duration_or(10.0);
     let threads = common.thread_count();
     let total = stalled + readers;
-    let target = target(common, total + 1)?;
-    require_app(&target)?;
     // A channel event frame: the payload plus the JSON envelope and the frame header.
     let frame_bytes = args.payload as u64 + 128;
     let stall_bytes = args.stall_bytes.unwrap_or_else(|| {
         args.max_outbound_bytes + procfs::tcp_wmem_max().unwrap_or(4 << 20) + (64 << 10)
     });
-    let mut fleet = Fleet::new(target, threads, 1, 1, args.payload, 4096);
+    let mut fleet = Fleet::for_app(common, total + 1, 1, args.payload, 4096)?;
     if stall_bytes > 0 {
         // Counted in payload bytes, which are fewer than frame bytes: never early.
         fleet.stall_until = stall_bytes.div_ceil(args.payload.max(1) as u64);
@@ -59,15 +55,12 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
     let shared = fleet.shared.clone();
     let subs = (0..total)
         .map(|i| SubSpec {
-            index: i,
-            channel: 0,
-            stream: 0,
             kind: if i < stalled {
                 SubKind::Stalled
             } else {
                 SubKind::Reader
             },
-            raw: None,
+            ..SubSpec::reader(i, 1)
         })
         .collect();
     let pubs = vec![PubSpec {
@@ -76,21 +69,13 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
         interval: None,
         window: args.window * readers as u64,
     }];
-    let rx = start(&fleet, threads, !common.no_pin, subs, pubs);
-    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
-    monitor.target_connections = total as u64;
-    wait_subscribed(&mut monitor, &shared, total, setup_timeout(total))?;
+    let (rx, mut monitor) = launch(&fleet, common, subs, pubs, total)?;
     let rss_before = monitor.server_memory();
     let run_start = monotonic_ns();
     shared.set_phase(Phase::Run);
     monitor.hold(Duration::from_secs_f64(duration));
+    let elapsed = drain(&mut monitor, &shared, Duration::from_secs(10), run_start);
     let c = &shared.counters;
-    shared.set_phase(Phase::Drain);
-    monitor.wait_until(Duration::from_secs(10), |_| {
-        c.publishers_active.load(Ordering::SeqCst) == 0
-            && c.ops.load(Ordering::SeqCst) >= c.expected.load(Ordering::SeqCst)
-    });
-    let elapsed = (monotonic_ns() - run_start) as f64 / 1e9;
     let rss_after_flood = monitor.server_memory();
     shared.set_phase(Phase::Release);
     monitor.wait_until(Duration::from_secs_f64(args.release_timeout), |_| {
@@ -176,15 +161,7 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
         report.metric("kernel_tcp_buffers_min", mib(lo), "MiB (whole host)");
         report.metric("kernel_tcp_buffers_peak", mib(hi), "MiB (whole host)");
     }
-    let (latency, publish) = merged(&outs);
-    report
-        .latency
-        .push(Percentiles::of("readers end-to-end", &latency));
-    report
-        .latency
-        .push(Percentiles::of("publish request (HTTP API)", &publish));
-    let i = integrity(&outs, &fleet.published);
-    report_integrity(&mut report, &i);
+    let i = report_deliveries(&mut report, &outs, &fleet.published, "readers end-to-end");
     let outcome = format!(
         "{got_4100} of {stalled} got 4100 (other code {other_close}, no close frame {broken}, open {open})"
     );

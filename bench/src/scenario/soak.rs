@@ -12,12 +12,10 @@ use std::time::Duration;
 use crate::cli::{SoakArgs, pick};
 use crate::error::BenchError;
 use crate::report::Report;
-use crate::runner::Monitor;
 use crate::scenario::{
-    Fleet, PubSpec, SubKind, SubSpec, collect, drain_and_finish, integrity, merged,
-    report_integrity, require_app, setup_timeout, start, target, wait_subscribed,
+    Fleet, PubSpec, SubKind, SubSpec, collect, drain_and_finish, launch, report_deliveries,
 };
-use crate::stats::{Percentiles, Phase};
+use crate::stats::Phase;
 use crate::sys::monotonic_ns;
 
 /// Runs the scenario.
@@ -35,16 +33,13 @@ pub fn run(args: &SoakArgs) -> Result<Report, BenchError> {
     let stable = n - pool;
     let threads = common.thread_count();
     let publishers = channels.min(4);
-    let target = target(common, n + publishers)?;
-    require_app(&target)?;
-    let fleet = Arc::new(Fleet::new(
-        target,
-        threads,
-        channels,
+    let fleet = Arc::new(Fleet::for_app(
+        common,
+        n + publishers,
         channels,
         args.payload,
         1024,
-    ));
+    )?);
     let shared = fleet.shared.clone();
     let hold_ms = if churn > 0.0 {
         (pool as f64 / churn * 1000.0).max(10.0) as u64
@@ -52,35 +47,26 @@ pub fn run(args: &SoakArgs) -> Result<Report, BenchError> {
         0
     };
     let subs = (0..n)
-        .map(|i| SubSpec {
-            index: i,
-            channel: (i % channels) as u32,
-            stream: (i % channels) as u32,
-            kind: if i < stable {
-                SubKind::Reader
+        .map(|i| {
+            let reader = SubSpec::reader(i, channels);
+            if i < stable {
+                reader
             } else {
-                SubKind::Churner {
-                    hold_ms,
-                    channels: channels as u32,
+                SubSpec {
+                    kind: SubKind::Churner {
+                        hold_ms,
+                        channels: channels as u32,
+                    },
+                    ..reader
                 }
-            },
-            raw: None,
+            }
         })
         .collect();
+    let interval = Some(Duration::from_secs_f64(publishers as f64 / rate.max(0.001)));
     let pubs = (0..publishers)
-        .map(|p| PubSpec {
-            index: n + p,
-            channels: (0..channels as u32)
-                .filter(|c| *c as usize % publishers == p)
-                .collect(),
-            interval: Some(Duration::from_secs_f64(publishers as f64 / rate.max(0.001))),
-            window: 0,
-        })
+        .map(|p| PubSpec::owning(n + p, p, publishers, channels, interval, 0))
         .collect();
-    let rx = start(&fleet, threads, !common.no_pin, subs, pubs);
-    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
-    monitor.target_connections = stable as u64;
-    wait_subscribed(&mut monitor, &shared, stable, setup_timeout(n))?;
+    let (rx, mut monitor) = launch(&fleet, common, subs, pubs, stable)?;
     let rss_start = monitor.server_memory();
     let run_start = monotonic_ns();
     shared.set_phase(Phase::Run);
@@ -144,13 +130,7 @@ pub fn run(args: &SoakArgs) -> Result<Report, BenchError> {
     if let Some(p) = peak {
         report.metric("server_rss_peak", mib(p), "MiB (setup included)");
     }
-    let (latency, publish) = merged(&outs);
-    report.latency.push(Percentiles::of("end-to-end", &latency));
-    report
-        .latency
-        .push(Percentiles::of("publish request (HTTP API)", &publish));
-    let i = integrity(&outs, &fleet.published);
-    report_integrity(&mut report, &i);
+    let i = report_deliveries(&mut report, &outs, &fleet.published, "end-to-end");
     report.check(
         "stable_subscribers_stayed",
         i.closed == 0 && i.failed == 0,

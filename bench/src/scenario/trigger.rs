@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use crate::cli::{TriggerArgs, pick};
 use crate::error::BenchError;
-use crate::http::{HttpConn, event_body, events_request};
+use crate::http::{ApiSlot, event_body};
 use crate::payload::{self, Stamp};
 use crate::report::Report;
-use crate::runner::{Monitor, spawn_workers, ticker, wait_phase};
-use crate::scenario::{channel_name, require_app, target};
-use crate::stats::{Percentiles, Phase, Shared, ThreadStats, histogram};
+use crate::runner::{LoopRun, run_loops};
+use crate::scenario::{app_target, channel_name};
+use crate::stats::{Percentiles, Phase, Shared, ThreadStats};
 use crate::sys::monotonic_ns;
 use crate::target::Target;
 
@@ -25,35 +25,19 @@ pub fn run(args: &TriggerArgs) -> Result<Report, BenchError> {
     let conns = pick(args.connections, common.smoke, 16, 4).max(1);
     let duration = common.duration_or(10.0);
     let threads = common.thread_count();
-    let target = Arc::new(target(common, conns)?);
-    require_app(&target)?;
+    let target = Arc::new(app_target(common, conns)?);
     let shared = Arc::new(Shared::new(threads));
     let payload = args.payload;
-    let rx = {
+    let body = {
         let (target, shared) = (target.clone(), shared.clone());
-        spawn_workers(threads, !common.no_pin, move |t| {
-            let loops = (t..conns).step_by(threads).collect::<Vec<_>>();
-            thread(target.clone(), shared.clone(), loops, payload)
-        })
+        move |index, stats| request_loop(target.clone(), shared.clone(), stats, index, payload)
     };
-    let mut monitor = Monitor::new(shared.clone(), common.pid, common.quiet);
-    monitor.target_connections = conns as u64;
-    let run_start = monotonic_ns();
-    shared.set_phase(Phase::Run);
-    monitor.hold(Duration::from_secs_f64(duration));
-    shared.set_phase(Phase::Drain);
-    monitor.wait_until(Duration::from_secs(10), |s| {
-        s.counters.publishers_active.load(Ordering::SeqCst) == 0
-    });
-    let elapsed = (monotonic_ns() - run_start) as f64 / 1e9;
-    shared.set_phase(Phase::Done);
-    let mut latency = histogram();
-    for _ in 0..threads {
-        let (_, h) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| BenchError::Timeout("worker threads"))?;
-        latency.add(&h).expect("same bounds");
-    }
+    let run = LoopRun {
+        duration,
+        done: |_: &Shared| false,
+        drain: Duration::from_secs(10),
+    };
+    let (monitor, elapsed, latency) = run_loops(common, &shared, conns, run, body)?;
     let c = &shared.counters;
     let ok = c.ops.load(Ordering::SeqCst);
     let errors = c.errors.load(Ordering::SeqCst);
@@ -77,32 +61,7 @@ pub fn run(args: &TriggerArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
-async fn thread(
-    target: Arc<Target>,
-    shared: Arc<Shared>,
-    loops: Vec<usize>,
-    payload: usize,
-) -> hdrhistogram::Histogram<u64> {
-    let stats = Rc::new(ThreadStats::default());
-    monoio::spawn(ticker(shared.clone(), stats.clone()));
-    for l in loops {
-        shared
-            .counters
-            .publishers_active
-            .fetch_add(1, Ordering::SeqCst);
-        monoio::spawn(request_loop(
-            target.clone(),
-            shared.clone(),
-            stats.clone(),
-            l,
-            payload,
-        ));
-    }
-    wait_phase(&shared, Phase::Done, Duration::from_millis(10)).await;
-    stats.flush(&shared.counters);
-    stats.total.replace(histogram())
-}
-
+/// One keep-alive API connection: trigger, wait for the answer, again, until the run ends.
 async fn request_loop(
     target: Arc<Target>,
     shared: Arc<Shared>,
@@ -110,23 +69,13 @@ async fn request_loop(
     index: usize,
     payload: usize,
 ) {
-    wait_phase(&shared, Phase::Run, Duration::from_millis(1)).await;
     let channel = format!("{}-trigger", channel_name(index as u32));
-    let mut conn: Option<HttpConn> = None;
+    let mut api = ApiSlot::default();
     let mut seq = 0u64;
     while shared.phase() == Phase::Run {
-        if conn.is_none() {
-            match HttpConn::connect(&target, index).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    shared.note_error("api connect", &e);
-                    monoio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            }
+        if !api.ready(&target, index, &shared, "api connect").await {
+            continue;
         }
-        let http = conn.as_mut().expect("connected");
         let t0 = monotonic_ns();
         let data = payload::encode(
             Stamp {
@@ -138,40 +87,12 @@ async fn request_loop(
         );
         seq += 1;
         let body = event_body(&channel, "bench", &data);
-        match http.request(events_request(&target, &body)).await {
-            Ok(resp) if (200..300).contains(&resp.status) => {
-                stats.record_ns(monotonic_ns() - t0);
-                if seq % 64 == 0 {
-                    stats.flush(&shared.counters);
-                }
-                if http.closed {
-                    conn = None;
-                }
-            }
-            Ok(resp) => {
-                shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                shared.note_error(
-                    "api",
-                    &BenchError::Http(format!(
-                        "status {}: {}",
-                        resp.status,
-                        String::from_utf8_lossy(&resp.body)
-                    )),
-                );
-                if http.closed {
-                    conn = None;
-                }
-            }
-            Err(e) => {
-                shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                shared.note_error("api", &e);
-                conn = None;
+        if api.trigger(&target, &body, &shared, "api").await {
+            stats.record_ns(monotonic_ns() - t0);
+            if seq % 64 == 0 {
+                stats.flush(&shared.counters);
             }
         }
     }
     stats.flush(&shared.counters);
-    shared
-        .counters
-        .publishers_active
-        .fetch_sub(1, Ordering::SeqCst);
 }
