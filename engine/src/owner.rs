@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ringcast_protocol::pusher::channel::{ChannelKind, is_cache_name, kind_of};
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::pusher::socket_id::SocketId;
 
@@ -323,7 +324,7 @@ impl Worker {
                     .to_frame(),
                 );
             }
-            if is_cache(&join.channel) {
+            if is_cache_name(&join.channel) {
                 frames.push(match facts.live_cache(now) {
                     Some(c) => c.frame.clone(),
                     None => ServerEvent::CacheMiss {
@@ -373,7 +374,7 @@ impl Worker {
                 removed = Some(user);
             }
         }
-        let presence = is_presence(&channel);
+        let presence = kind_of(&channel) == ChannelKind::Presence;
         if facts.subscriptions == 0 && facts.cache.is_none() && !facts.count_dirty {
             map.remove(&channel);
         }
@@ -604,21 +605,6 @@ impl Worker {
     }
 }
 
-fn is_cache(channel: &str) -> bool {
-    [
-        "cache-",
-        "private-cache-",
-        "private-encrypted-cache-",
-        "presence-cache-",
-    ]
-    .iter()
-    .any(|p| channel.starts_with(p))
-}
-
-fn is_presence(channel: &str) -> bool {
-    channel.starts_with("presence-")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,11 +620,5 @@ mod tests {
         assert!(seen.iter().all(|n| *n > 150), "{seen:?}");
         assert_eq!(channel_owner(AppIdx(3), "x", 1), ShardId(0));
         assert_eq!(user_owner(AppIdx(3), 2), ShardId(1));
-    }
-
-    #[test]
-    fn cache_prefixes() {
-        assert!(is_cache("cache-x") && is_cache("presence-cache-x"));
-        assert!(is_cache("private-encrypted-cache-x") && !is_cache("private-x"));
     }
 }

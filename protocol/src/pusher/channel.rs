@@ -130,14 +130,13 @@ impl ChannelName {
 
     /// The kind the prefix makes.
     pub fn kind(&self) -> ChannelKind {
-        self.prefix()
-            .map_or(ChannelKind::Public, |(_, kind, _)| kind)
+        kind_of(&self.0)
     }
 
     /// Whether this is a cache channel (`cache-`, `private-cache-`, `private-encrypted-cache-`,
     /// `presence-cache-`): the server keeps its last event for new subscribers.
     pub fn is_cache(&self) -> bool {
-        self.prefix().is_some_and(|(_, _, cache)| cache)
+        is_cache_name(&self.0)
     }
 
     /// Whether a subscribe needs an `auth` signature: private, encrypted and presence channels.
@@ -159,10 +158,21 @@ impl ChannelName {
     pub fn server_to_user_id(&self) -> Option<&str> {
         self.0.strip_prefix(SERVER_TO_USER)
     }
+}
 
-    fn prefix(&self) -> Option<(&'static str, ChannelKind, bool)> {
-        PREFIXES.into_iter().find(|(p, _, _)| self.0.starts_with(p))
-    }
+/// The kind the prefix of `name` makes, for a name that was validated as a [`ChannelName`]
+/// before and is held as a plain string since (as the engine's channel owners hold theirs).
+pub fn kind_of(name: &str) -> ChannelKind {
+    prefix_of(name).map_or(ChannelKind::Public, |(_, kind, _)| kind)
+}
+
+/// Whether `name` (validated before, as for [`kind_of`]) is a cache channel.
+pub fn is_cache_name(name: &str) -> bool {
+    prefix_of(name).is_some_and(|(_, _, cache)| cache)
+}
+
+fn prefix_of(name: &str) -> Option<(&'static str, ChannelKind, bool)> {
+    PREFIXES.into_iter().find(|(p, _, _)| name.starts_with(p))
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -190,6 +200,28 @@ impl Borrow<str> for ChannelName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_names_classify_like_parsed_ones() {
+        assert!(is_cache_name("cache-x") && is_cache_name("presence-cache-x"));
+        assert!(is_cache_name("private-encrypted-cache-x") && !is_cache_name("private-x"));
+        assert_eq!(kind_of("presence-cache-x"), ChannelKind::Presence);
+        assert_eq!(kind_of("presence-x"), ChannelKind::Presence);
+        assert_eq!(kind_of("private-presence-x"), ChannelKind::Private);
+        assert_eq!(kind_of("news"), ChannelKind::Public);
+        let limits = Limits::default();
+        for name in [
+            "cache-x",
+            "private-encrypted-cache-x",
+            "presence-y",
+            "#server-to-user-7",
+            "z",
+        ] {
+            let parsed = ChannelName::parse(name, &limits).unwrap();
+            assert_eq!(parsed.kind(), kind_of(name));
+            assert_eq!(parsed.is_cache(), is_cache_name(name));
+        }
+    }
 
     fn parse(s: &str) -> Result<ChannelName, ChannelError> {
         ChannelName::parse(s, &Limits::default())
