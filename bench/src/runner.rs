@@ -205,6 +205,16 @@ impl Monitor {
             .and_then(|p| procfs::process_memory(&p.to_string()))
     }
 
+    /// The server's highest resident size so far: the largest sample, or the kernel's
+    /// high-water mark, which also counts a peak handed back between two samples.
+    pub fn server_rss_peak(&self) -> Option<u64> {
+        self.samples
+            .iter()
+            .filter_map(|s| s.server_rss)
+            .chain(self.server_memory().map(|m| m.rss_peak))
+            .max()
+    }
+
     /// Waits up to `timeout` for `done` to hold, sampling once a second. Returns whether it
     /// held.
     pub fn wait_until(&mut self, timeout: Duration, mut done: impl FnMut(&Shared) -> bool) -> bool {

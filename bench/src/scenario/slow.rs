@@ -128,14 +128,7 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
     if let Some(m) = rss_after_flood {
         report.metric("server_rss_after_flood", mib(m.rss), "MiB");
     }
-    // The samples and the kernel's high-water mark, so that a peak handed back between two
-    // samples counts too.
-    let peak = monitor
-        .samples
-        .iter()
-        .filter_map(|s| s.server_rss)
-        .chain(monitor.server_memory().map(|m| m.rss_peak.max(m.rss)))
-        .max();
+    let peak = monitor.server_rss_peak();
     if let (Some(before), Some(peak)) = (rss_before, peak) {
         let bound = before.rss + total as u64 * (args.max_outbound_bytes + frame_bytes);
         report.metric("server_rss_before_flood", mib(before.rss), "MiB");

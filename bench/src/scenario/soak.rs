@@ -120,13 +120,7 @@ pub fn run(args: &SoakArgs) -> Result<Report, BenchError> {
         report.metric("server_rss_end", mib(b.rss), "MiB");
         report.metric("server_rss_growth", mib(b.rss) - mib(a.rss), "MiB");
     }
-    // The samples and the kernel's high-water mark (which includes the setup).
-    let peak = monitor
-        .samples
-        .iter()
-        .filter_map(|s| s.server_rss)
-        .chain(monitor.server_memory().map(|m| m.rss_peak))
-        .max();
+    let peak = monitor.server_rss_peak();
     if let Some(p) = peak {
         report.metric("server_rss_peak", mib(p), "MiB (setup included)");
     }
