@@ -3,8 +3,8 @@
 //! A connection's entry is what the rest of the worker needs to reach it: its socket, its
 //! outbound queue, its subscriptions and its liveness clock. It deliberately holds no read
 //! buffer and no frame decoder state: those belong to the connection's task and are empty
-//! while the connection is idle. An idle connection costs this struct, a small reader future and
-//! its registry entries.
+//! while the connection is idle. An idle connection costs this struct, its task's small future
+//! and its registry entries.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -75,13 +75,6 @@ pub struct CloseClock {
     pub pending: u32,
 }
 
-impl Conn {
-    /// Bytes still to deliver: the queue here plus what the kernel has not sent yet.
-    pub fn pending_bytes(&self) -> u32 {
-        u32::try_from(self.out.bytes() + sys::unsent(self.fd)).unwrap_or(u32::MAX)
-    }
-}
-
 /// What only signed-in or presence connections need, boxed so that other connections pay one
 /// pointer for it.
 #[derive(Debug, Default)]
@@ -100,6 +93,11 @@ impl Conn {
     /// Whether the connection is being closed (it then receives nothing more).
     pub fn is_closing(&self) -> bool {
         self.closing.is_some()
+    }
+
+    /// Bytes still to deliver: the queue here plus what the kernel has not sent yet.
+    pub fn pending_bytes(&self) -> u32 {
+        u32::try_from(self.out.bytes() + sys::unsent(self.fd)).unwrap_or(u32::MAX)
     }
 
     /// The sign-in and presence state, created on first use.

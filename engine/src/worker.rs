@@ -476,7 +476,8 @@ impl Worker {
     }
 
     /// The periodic liveness check: pings silent connections, closes those that did not
-    /// answer with 4201, and shuts the sockets of connections that exceeded their close grace.
+    /// answer with 4201, and shuts or resets the sockets of closing connections whose grace
+    /// period ran out.
     pub fn sweep(&mut self) {
         self.flush_counts();
         if self.churn_since_trim >= TRIM_AFTER_CHURN {
