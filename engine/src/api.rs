@@ -6,14 +6,19 @@
 //! Each event is encoded into its final WebSocket frame once per channel, and those same bytes
 //! go to this worker's subscribers and, through the mesh, to every other worker's.
 //!
+//! A publish is accepted only when every other worker's mesh inbox has room for it (see
+//! `crate::mesh`): the API reserves that room first, waits up to [`MESH_WAIT`] for it when a
+//! worker is behind, and otherwise answers 503 (Laravel's queue retries), so a request reaches
+//! every worker or none and a publisher faster than the workers cannot grow memory.
+//!
 //! Questions about the whole server (occupied channels, counts, presence users, `info` on
 //! events) are asked of the facts' owners (`crate::owner`) and answered when every owner has
-//! replied; an owner that is this worker answers at once.
+//! replied.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_channel::oneshot;
 use ringcast_protocol::api::body::{
@@ -24,13 +29,17 @@ use ringcast_protocol::api::route::{Route, route};
 use ringcast_protocol::api::signature::{self, Credentials};
 use ringcast_protocol::http::{self, Request};
 use ringcast_protocol::pusher::channel::ChannelName;
-use ringcast_protocol::pusher::event::ServerEvent;
 use serde_json::{Map, Value, json};
 
 use crate::ids::{AppIdx, ShardId};
-use crate::mesh::MeshMsg;
-use crate::owner::{Answer, ChannelInfo, ChannelOp, Question};
+use crate::mesh;
+use crate::owner::channel_owner;
+use crate::state::Effect;
+use crate::state::msg::{Answer, Channel, ChannelInfo, Question, ShardMsg};
 use crate::worker::Worker;
+
+/// How long a publish waits for room in a busy worker's inbox before it is refused with 503.
+pub const MESH_WAIT: Duration = Duration::from_millis(200);
 
 /// What a request still needs once it is authenticated.
 enum Plan {
@@ -38,14 +47,17 @@ enum Plan {
     Done(Vec<u8>),
     /// The response is built from the owners' answers.
     Ask(Vec<oneshot::Receiver<Answer>>, Then),
+    /// Publishes, carried out once every worker has room for them; then `{}`, or the `info`
+    /// the request asked for.
+    Publish(Vec<Effect>, Option<Then>),
 }
 
 /// How the answers become a response.
 enum Then {
     /// `info` on one event: per channel, whether it is a presence channel.
-    Events(Vec<(Arc<str>, bool)>, Info),
+    Events(AppIdx, Vec<(Channel, bool)>, Info),
     /// `info` on a batch: per item, its channel, whether presence, and its `info`.
-    Batch(Vec<(Arc<str>, bool, Info)>),
+    Batch(AppIdx, Vec<(Channel, bool, Info)>),
     /// `GET /channels`, gathered from every worker.
     Channels { user_count: bool },
     /// `GET /channels/{name}`.
@@ -63,19 +75,88 @@ pub async fn serve(
 ) -> Vec<u8> {
     let keep_alive = req.keep_alive;
     let plan = worker.borrow_mut().plan(req, path, &mut body);
-    match plan {
-        Plan::Done(resp) => resp,
-        Plan::Ask(waits, then) => {
-            let mut answers = Vec::with_capacity(waits.len());
-            for rx in waits {
-                match rx.await {
-                    Ok(a) => answers.push(a),
-                    Err(_) => return http::json_error(503, "Server is shutting down", keep_alive),
+    let (waits, then) = match plan {
+        Plan::Done(resp) => return resp,
+        Plan::Ask(waits, then) => (waits, then),
+        Plan::Publish(effects, then) => {
+            if let Err(why) = reserve(worker, &effects).await {
+                return http::json_error(503, why, keep_alive);
+            }
+            let mut w = worker.borrow_mut();
+            w.apply_reserved(effects);
+            match then {
+                None => return http::json_ok(b"{}", keep_alive),
+                Some(then) => {
+                    let waits = then
+                        .channels()
+                        .map(|(app, c)| w.ask_channel(app, c))
+                        .collect();
+                    (waits, then)
                 }
             }
-            let body = then.finish(answers);
-            http::json_ok(body.to_string().as_bytes(), keep_alive)
         }
+    };
+    let mut answers = Vec::with_capacity(waits.len());
+    for rx in waits {
+        match rx.await {
+            Ok(a) => answers.push(a),
+            Err(_) => return http::json_error(503, "Server is shutting down", keep_alive),
+        }
+    }
+    let body = then.finish(answers);
+    http::json_ok(body.to_string().as_bytes(), keep_alive)
+}
+
+/// Reserves room in every other worker's inbox for the mesh messages of `effects`, waiting up
+/// to [`MESH_WAIT`] while a worker is full; the reason to answer 503 with otherwise.
+async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(), &'static str> {
+    let (mesh, costs) = {
+        let w = worker.borrow();
+        let mut costs = vec![0usize; w.shared.mesh.len()];
+        for e in effects {
+            match e {
+                Effect::ToAll(msg) => {
+                    for i in w.others() {
+                        costs[i.0 as usize] += mesh::shard_msg_cost(msg);
+                    }
+                }
+                Effect::ToOwner(msg) => {
+                    let to = w.owner_of(msg);
+                    if to != w.id {
+                        costs[to.0 as usize] += mesh::owner_msg_cost(msg);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (w.shared.mesh.clone(), costs)
+    };
+    let deadline = Instant::now() + MESH_WAIT;
+    loop {
+        if worker.borrow().shutting_down {
+            // Refused rather than accepted and then lost: the application's queue retries it.
+            return Err("Server is shutting down");
+        }
+        let mut taken = Vec::with_capacity(costs.len());
+        for (i, &n) in costs.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            if !mesh.reserve(ShardId(i as u16), n) {
+                break;
+            }
+            taken.push((ShardId(i as u16), n));
+        }
+        if taken.len() == costs.iter().filter(|n| **n > 0).count() {
+            return Ok(());
+        }
+        for (to, n) in taken {
+            mesh.unreserve(to, n);
+        }
+        if Instant::now() >= deadline {
+            return Err("Server is over capacity: a worker is behind on deliveries, retry later");
+        }
+        monoio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -84,17 +165,6 @@ fn bad(msg: &str, keep_alive: bool) -> Plan {
 }
 
 impl Worker {
-    /// Asks worker `to` a question; this worker answers at once.
-    fn ask(&mut self, to: ShardId, q: Question) -> oneshot::Receiver<Answer> {
-        let (tx, rx) = oneshot::channel();
-        if to == self.id {
-            let _ = tx.send(self.answer(&q));
-        } else {
-            self.shared.mesh.send(to, MeshMsg::Ask(q, tx));
-        }
-        rx
-    }
-
     fn plan(&mut self, req: &Request, path: &str, body: &mut [u8]) -> Plan {
         let keep_alive = req.keep_alive;
         let route = match route(&req.method, path) {
@@ -134,63 +204,40 @@ impl Worker {
         }
         let app = app.idx;
         let ok = |b: &[u8]| Plan::Done(http::json_ok(b, keep_alive));
-        let publishes = matches!(
-            route,
-            Route::Events { .. } | Route::BatchEvents { .. } | Route::LegacyChannelEvents { .. }
-        );
-        if publishes && self.shutting_down {
-            // Refused rather than accepted and then lost: the application's queue retries it.
-            return Plan::Done(http::json_error(503, "Server is shutting down", keep_alive));
-        }
         match route {
             Route::Events { .. } => match parse_event(body, limits) {
                 Ok(ev) => {
-                    self.trigger(app, &ev);
-                    if ev.info.is_empty() {
-                        return ok(b"{}");
-                    }
-                    let channels: Vec<(Arc<str>, bool)> = ev
-                        .channels
-                        .iter()
-                        .map(|c| (Arc::from(c.as_str()), c.is_presence()))
-                        .collect();
-                    let waits = channels
-                        .iter()
-                        .map(|(c, _)| self.ask_channel(app, c))
-                        .collect();
-                    Plan::Ask(waits, Then::Events(channels, ev.info))
+                    let then = (!ev.info.is_empty()).then(|| {
+                        let channels = ev
+                            .channels
+                            .iter()
+                            .map(|c| (Arc::new(c.clone()), c.is_presence()))
+                            .collect();
+                        Then::Events(app, channels, ev.info)
+                    });
+                    Plan::Publish(self.triggers(app, std::slice::from_ref(&ev)), then)
                 }
                 Err(e) => Plan::Done(e.response(keep_alive)),
             },
             Route::BatchEvents { .. } => match parse_batch(body, limits) {
                 Ok(batch) => {
-                    for ev in &batch {
-                        self.trigger(app, ev);
-                    }
-                    if batch.iter().all(|ev| ev.info.is_empty()) {
-                        return ok(b"{}");
-                    }
-                    let items: Vec<(Arc<str>, bool, Info)> = batch
-                        .iter()
-                        .map(|ev| {
-                            let c = &ev.channels[0];
-                            (Arc::from(c.as_str()), c.is_presence(), ev.info)
-                        })
-                        .collect();
-                    let waits = items
-                        .iter()
-                        .map(|(c, _, _)| self.ask_channel(app, c))
-                        .collect();
-                    Plan::Ask(waits, Then::Batch(items))
+                    let then = (!batch.iter().all(|ev| ev.info.is_empty())).then(|| {
+                        let items = batch
+                            .iter()
+                            .map(|ev| {
+                                let c = &ev.channels[0];
+                                (Arc::new(c.clone()), c.is_presence(), ev.info)
+                            })
+                            .collect();
+                        Then::Batch(app, items)
+                    });
+                    Plan::Publish(self.triggers(app, &batch), then)
                 }
                 Err(e) => Plan::Done(e.response(keep_alive)),
             },
             Route::LegacyChannelEvents { channel, .. } => {
                 match parse_legacy_event(&channel, &query, body, limits) {
-                    Ok(ev) => {
-                        self.trigger(app, &ev);
-                        ok(b"{}")
-                    }
+                    Ok(ev) => Plan::Publish(self.triggers(app, std::slice::from_ref(&ev)), None),
                     Err(e) => Plan::Done(e.response(keep_alive)),
                 }
             }
@@ -199,14 +246,10 @@ impl Worker {
                 ok(body.to_string().as_bytes())
             }
             Route::TerminateUserConnections { user_id, .. } => {
-                let user: Arc<str> = Arc::from(user_id.as_str());
-                for i in 0..self.shared.mesh.len() {
-                    let msg = MeshMsg::Terminate {
-                        app,
-                        user: user.clone(),
-                    };
-                    self.to_worker(ShardId(i as u16), msg);
-                }
+                self.broadcast(ShardMsg::Terminate {
+                    app,
+                    user: Arc::from(user_id.as_str()),
+                });
                 ok(b"{}")
             }
             Route::Channels { .. } => {
@@ -261,7 +304,7 @@ impl Worker {
                         keep_alive,
                     );
                 }
-                let c: Arc<str> = Arc::from(name.as_str());
+                let c: Channel = Arc::new(name.clone());
                 let waits = vec![self.ask_channel(app, &c)];
                 Plan::Ask(
                     waits,
@@ -279,16 +322,17 @@ impl Worker {
                 if !name.is_presence() {
                     return bad("Users are only available for presence channels", keep_alive);
                 }
-                let c: Arc<str> = Arc::from(name.as_str());
-                let owner = self.owner_of(app, &c);
+                let owner = channel_owner(app, name.as_str(), self.shared.mesh.len());
+                let c: Channel = Arc::new(name);
                 let waits = vec![self.ask(owner, Question::Users { app, channel: c })];
                 Plan::Ask(waits, Then::Users)
             }
         }
     }
 
-    fn ask_channel(&mut self, app: AppIdx, channel: &Arc<str>) -> oneshot::Receiver<Answer> {
-        let owner = self.owner_of(app, channel);
+    /// Asks a channel's owner for its counts and cache.
+    fn ask_channel(&mut self, app: AppIdx, channel: &Channel) -> oneshot::Receiver<Answer> {
+        let owner = channel_owner(app, channel.as_str(), self.shared.mesh.len());
         self.ask(
             owner,
             Question::Channel {
@@ -298,29 +342,12 @@ impl Worker {
         )
     }
 
-    /// Publishes one event to each of its channels, and hands cache channels' events to their
-    /// owners.
-    fn trigger(&mut self, app: AppIdx, ev: &TriggerEvent) {
-        for channel in &ev.channels {
-            let frame = ServerEvent::ChannelEvent {
-                event: &ev.name,
-                channel: channel.as_str(),
-                data: &ev.data,
-            }
-            .to_frame();
-            if channel.is_cache() {
-                let name: Arc<str> = Arc::from(channel.as_str());
-                let owner = self.owner_of(app, &name);
-                let op = ChannelOp::Cache {
-                    app,
-                    channel: name,
-                    data: ev.data.clone(),
-                    frame: frame.clone(),
-                };
-                self.to_worker(owner, MeshMsg::Channel(op));
-            }
-            self.publish(app, channel.as_str(), frame, ev.socket_id);
+    /// The publishes of a request's events, from the shard core, not yet carried out.
+    fn triggers(&mut self, app: AppIdx, events: &[TriggerEvent]) -> Vec<Effect> {
+        for ev in events {
+            self.shard.trigger(app, ev);
         }
+        std::iter::from_fn(|| self.shard.poll_effect()).collect()
     }
 }
 
@@ -344,19 +371,28 @@ fn channel_info(a: &Answer) -> ChannelInfo {
 }
 
 impl Then {
+    /// The channels whose counts a publish's `info` needs, asked after the publish.
+    fn channels(&self) -> Box<dyn Iterator<Item = (AppIdx, &Channel)> + '_> {
+        match self {
+            Then::Events(app, channels, _) => Box::new(channels.iter().map(|(c, _)| (*app, c))),
+            Then::Batch(app, items) => Box::new(items.iter().map(|(c, _, _)| (*app, c))),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
     fn finish(self, answers: Vec<Answer>) -> Value {
         match self {
-            Then::Events(channels, info) => {
+            Then::Events(_, channels, info) => {
                 let mut out = Map::new();
                 for ((name, presence), a) in channels.iter().zip(&answers) {
                     out.insert(
-                        name.to_string(),
+                        name.as_str().to_string(),
                         info_object(&channel_info(a), *presence, info),
                     );
                 }
                 json!({ "channels": out })
             }
-            Then::Batch(items) => {
+            Then::Batch(_, items) => {
                 let batch: Vec<Value> = items
                     .iter()
                     .zip(&answers)
@@ -374,7 +410,7 @@ impl Then {
                             } else {
                                 json!({})
                             };
-                            out.insert(name.to_string(), v);
+                            out.insert(name.as_str().to_string(), v);
                         }
                     }
                 }

@@ -1,56 +1,30 @@
 //! One open WebSocket connection, as its worker's slab holds it.
 //!
-//! A connection's entry is what the rest of the worker needs to reach it: its socket, its
-//! outbound queue, its subscriptions and its liveness clock. It deliberately holds no read
-//! buffer and no frame decoder state: those belong to the connection's task and are empty
-//! while the connection is idle. An idle connection costs this struct, its task's small future
-//! and its registry entries.
+//! A connection's socket side is what the worker needs to reach it: its socket, its outbound
+//! queue and its liveness clock (its subscriptions and sign-in are rules state, kept beside it
+//! by the shard core). It deliberately holds no read buffer and no frame decoder state: those
+//! belong to the connection's task and are empty while the connection is idle. An idle
+//! connection costs this struct, its rules state, its task's small future and its registry
+//! entries.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::Arc;
 
+use crate::sys;
 use bytes::Bytes;
 use monoio::net::TcpStream;
-use ringcast_protocol::pusher::socket_id::SocketId;
 
-use crate::ids::{AppIdx, ChanIdx};
-use crate::sys;
-
-/// What a connection is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnKind {
-    /// A Pusher protocol connection of an app.
-    App(AppIdx),
-    /// The conformance-testing echo endpoint.
-    Echo,
-}
-
-/// One subscription: the channel and this connection's position in the channel's list.
-#[derive(Clone, Copy, Debug)]
-pub struct Sub {
-    pub chan: ChanIdx,
-    pub pos: u32,
-}
-
-/// A connection in its worker's slab.
+/// The socket side of a connection, kept by the shard core beside the connection's rules
+/// state (`crate::state::Shard`).
 pub struct Conn {
-    /// The slab slot's generation when this connection took it.
-    pub generation: u32,
     /// The socket, shared with the reader and (while one runs) the writer task.
     pub stream: Rc<TcpStream>,
     /// The socket's descriptor, for the direct system calls.
     pub fd: RawFd,
-    /// What the connection is for.
-    pub kind: ConnKind,
-    /// Its socket id (also for echo connections, where it is unused).
-    pub socket_id: SocketId,
     /// Frames accepted for this connection that the socket has not taken yet.
     pub out: OutQueue,
-    /// Channels it is subscribed to on this worker.
-    pub subs: Vec<Sub>,
     /// Worker clock second of the last frame received.
     pub last_seen: u32,
     /// Worker clock second the server pinged it, while waiting for an answer.
@@ -59,10 +33,6 @@ pub struct Conn {
     pub closing: Option<CloseClock>,
     /// Whether a writer task is waiting for the socket to become writable.
     pub writer_active: bool,
-    /// Client events: the second of the current window and the count within it.
-    pub client_events: (u32, u32),
-    /// Sign-in and presence state, for the connections that have any.
-    pub user: Option<Box<ConnUser>>,
 }
 
 /// How far a connection being closed has got. Once closing it receives nothing new, so what it
@@ -75,20 +45,6 @@ pub struct CloseClock {
     pub pending: u32,
 }
 
-/// What only signed-in or presence connections need, boxed so that other connections pay one
-/// pointer for it.
-#[derive(Debug, Default)]
-pub struct ConnUser {
-    /// The user id it signed in as, and that user's `user_info` JSON.
-    pub signed_in: Option<(Arc<str>, Option<String>)>,
-    /// The user ids it watches.
-    pub watchlist: Vec<Arc<str>>,
-    /// Presence channels it is a member of, with the user id it joined as.
-    pub presence: Vec<(Arc<str>, Arc<str>)>,
-    /// Channels whose join waits for the owner's answer.
-    pub pending: Vec<Arc<str>>,
-}
-
 impl Conn {
     /// Whether the connection is being closed (it then receives nothing more).
     pub fn is_closing(&self) -> bool {
@@ -98,16 +54,6 @@ impl Conn {
     /// Bytes still to deliver: the queue here plus what the kernel has not sent yet.
     pub fn pending_bytes(&self) -> u32 {
         u32::try_from(self.out.bytes() + sys::unsent(self.fd)).unwrap_or(u32::MAX)
-    }
-
-    /// The sign-in and presence state, created on first use.
-    pub fn user_mut(&mut self) -> &mut ConnUser {
-        self.user.get_or_insert_with(Box::default)
-    }
-
-    /// The user id this connection signed in as.
-    pub fn signed_in(&self) -> Option<&Arc<str>> {
-        self.user.as_ref()?.signed_in.as_ref().map(|(id, _)| id)
     }
 }
 

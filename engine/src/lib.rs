@@ -10,13 +10,13 @@
 //!    `core_affinity`, running its own monoio runtime (io_uring through `FusionDriver`, or epoll
 //!    where io_uring is unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`; the start-up line names
 //!    the driver). A worker's state is an `Rc<RefCell<Worker>>` that only its thread touches.
-//!    The one path between workers is the [`mesh`] of crossbeam-channel queues. The one
-//!    exception is each app's atomic connection counter ([`app`]), which enforces
-//!    `max_connections` at the instant a connection opens.
+//!    The one path between workers is the [`mesh`] of crossbeam-channel queues, bounded in
+//!    bytes. The one exception is each app's atomic connection counter ([`app`]), which
+//!    enforces `max_connections` at the instant a connection opens.
 //! 2. **Own listener, own slab, own registry.** Each worker binds its own `SO_REUSEPORT`
 //!    listener, keeps its connections in a [`slab::Slab`] whose keys carry a generation
 //!    ([`ids::ConnKey`]) so a reused slot is never mistaken for its former occupant, and keeps
-//!    its own [`registry`] of channel subscriptions.
+//!    its own registry of channel subscriptions (`state::registry`).
 //! 3. **Encode once.** A server frame is unmasked and therefore identical for every recipient:
 //!    a broadcast is encoded into one `bytes::Bytes`, and that buffer (by reference count) is
 //!    what every subscriber on every worker is sent.
@@ -28,12 +28,17 @@
 //! 5. **Small idle connections.** An idle connection holds no read buffer: its reader waits for
 //!    readiness and reads into the worker's scratch buffer ([`session`]). Liveness is one
 //!    sweep per worker per second, not a timer per connection.
-//! 6. **One owner per cluster-wide fact** ([`owner`] has the table). Connections per app: the
+//! 6. **Rules as a sans-IO core.** The rules of channels, presence, cache channels, users and
+//!    the owner facts are plain state machines ([`state`]): inputs in, effects out, time as an
+//!    argument, no I/O. A [`worker`] is the I/O shell around them. A message to an owner goes
+//!    through a queue even when the owner is the same worker, so an input is never handled in
+//!    the middle of another, and the same cores run under a deterministic test harness.
+//! 7. **One owner per cluster-wide fact** ([`owner`] has the table). Connections per app: the
 //!    app's atomic counter. A channel's subscription count, presence members and cached event:
 //!    the channel's owner worker, chosen by hashing the channel name. Users' online status and
 //!    watchers: the app's user owner. Local subscribers and signed-in connections: each worker
 //!    for its own; a publish is resolved by every worker against its own registry.
-//! 7. **Time and randomness enter the protocol crate as arguments**, so its tests are
+//! 8. **Time and randomness enter the protocol crate as arguments**, so its tests are
 //!    deterministic.
 //!
 //! ## Data flow of a broadcast
@@ -42,6 +47,8 @@
 //! it to its subscribers with non-blocking `sendmsg` ([`sys`]), queueing only what a full socket
 //! did not take, and a writer task flushes several queued frames per system call.
 
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod app;
 pub mod config;
@@ -49,9 +56,8 @@ pub mod conn;
 pub mod ids;
 pub mod mesh;
 pub mod owner;
-pub mod pusher;
-pub mod registry;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod sys;
 pub mod worker;

@@ -1,52 +1,50 @@
 //! The worker mesh: the only path between worker threads.
 //!
-//! Each worker owns an inbox: an unbounded crossbeam-channel queue plus a waker. Any thread may
-//! push a [`MeshMsg`] and wake the owner; the owner drains its inbox on its own thread and acts
-//! on it with its own state. The queue is lock-free for the common case, FIFO per sender, and
+//! Each worker owns an inbox: a crossbeam-channel queue plus a waker. Any thread may push a
+//! [`MeshMsg`] and wake the owner; the owner drains its inbox on its own thread and acts on it
+//! with its own state. The queue is lock-free for the common case, FIFO per sender, and
 //! carries frames as [`Bytes`], so a broadcast crosses to another worker as a reference count,
 //! never as a copy. Publishes from one HTTP connection are queued in order, so every worker
 //! delivers them in publish order.
+//!
+//! ## The bound
+//! Each inbox counts the bytes queued in it (a frame's length plus a fixed cost per message)
+//! against `max_bytes` (`mesh_max_bytes` in the configuration). What happens at the bound
+//! depends on who sends:
+//!
+//! - The HTTP API reserves room for a request's publishes on every worker before it accepts
+//!   the request ([`Mesh::reserve`]); when a worker is full it waits briefly for room and
+//!   then answers 503, which Laravel's queue retries. A request is thus delivered to every
+//!   worker or to none.
+//! - Everything else (the shards' and owners' messages) is caused by client frames, and is
+//!   never dropped: a message that must arrive is queued even past the bound, and while any
+//!   peer's inbox is over it the worker stops reading client frames ([`Mesh::congested`]), so
+//!   the clients' TCP windows, not the server's memory, absorb the excess.
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
-use futures_util::task::AtomicWaker;
-use ringcast_protocol::pusher::socket_id::SocketId;
-
-use crate::ids::{AppIdx, ConnKey, ShardId};
-use crate::owner::{Answer, ChannelOp, JoinAnswer, Question, UserOp};
 use futures_channel::oneshot;
+use futures_util::task::AtomicWaker;
+
+use crate::ids::ShardId;
+use crate::state::msg::{Answer, OwnerMsg, Question, ShardMsg};
+
+/// What a message costs in an inbox beyond the frames it carries: its own size, rounded up.
+pub const MESSAGE_COST: usize = 128;
 
 /// A message from one worker (or the signal thread) to another worker.
 #[derive(Debug)]
 pub enum MeshMsg {
-    /// Deliver an already-encoded channel frame to the local subscribers of `channel`.
-    Publish {
-        app: AppIdx,
-        channel: Arc<str>,
-        frame: Bytes,
-        except: Option<SocketId>,
-    },
-    /// Deliver a frame to every local connection signed in as `user`.
-    ToUser {
-        app: AppIdx,
-        user: Arc<str>,
-        frame: Bytes,
-    },
-    /// Deliver frames to one connection of the receiving worker.
-    ToConn { conn: ConnKey, frames: Vec<Bytes> },
-    /// To a channel's owner: a subscription, an unsubscription, a cached event.
-    Channel(ChannelOp),
-    /// From a channel's owner: the answer to a join that waited for it.
-    JoinAnswer(JoinAnswer),
-    /// To the app's user owner: a sign-in or sign-out.
-    User(UserOp),
-    /// Close every local connection signed in as `user`.
-    Terminate { app: AppIdx, user: Arc<str> },
-    /// A question for the receiving worker about the facts it owns.
+    /// For the receiving worker's shard.
+    Shard(ShardMsg),
+    /// For the receiving worker's owner.
+    Owner(OwnerMsg),
+    /// A question for the receiving worker's owner.
     Ask(Question, oneshot::Sender<Answer>),
     /// First step of a shutdown: stop accepting connections and publishes, then acknowledge.
     /// Once every worker has acknowledged, every publish that was accepted is already queued
@@ -57,15 +55,49 @@ pub enum MeshMsg {
     Drain,
 }
 
+impl MeshMsg {
+    /// Bytes this message is counted as in an inbox.
+    pub fn cost(&self) -> usize {
+        match self {
+            MeshMsg::Shard(m) => shard_msg_cost(m),
+            MeshMsg::Owner(m) => owner_msg_cost(m),
+            _ => MESSAGE_COST,
+        }
+    }
+}
+
+/// Bytes a shard message is counted as in an inbox.
+pub fn shard_msg_cost(msg: &ShardMsg) -> usize {
+    MESSAGE_COST
+        + match msg {
+            ShardMsg::Publish { frame, .. } | ShardMsg::ToUser { frame, .. } => frame.len(),
+            ShardMsg::ToConn { frames, .. } => frames.iter().map(Bytes::len).sum(),
+            ShardMsg::JoinAnswer(a) => a.frames.iter().map(Bytes::len).sum(),
+            ShardMsg::Terminate { .. } => 0,
+        }
+}
+
+/// Bytes an owner message is counted as in an inbox.
+pub fn owner_msg_cost(msg: &OwnerMsg) -> usize {
+    MESSAGE_COST
+        + match msg {
+            OwnerMsg::Cache { frame, data, .. } => frame.len() + data.len(),
+            _ => 0,
+        }
+}
+
 struct Slot {
     tx: Sender<MeshMsg>,
     waker: AtomicWaker,
+    /// Bytes queued (and reserved) in this inbox.
+    queued: AtomicUsize,
 }
 
 /// Handles to every worker's inbox; cheap to clone and shareable across threads.
 #[derive(Clone)]
 pub struct Mesh {
     slots: Arc<Vec<Slot>>,
+    max_bytes: usize,
 }
 
 /// One worker's receiving end.
@@ -76,8 +108,9 @@ pub struct Inbox {
 }
 
 impl Mesh {
-    /// A mesh of `n` workers and their inboxes, in worker order.
-    pub fn new(n: usize) -> (Mesh, Vec<Inbox>) {
+    /// A mesh of `n` workers whose inboxes hold `max_bytes` each, and the inboxes in worker
+    /// order.
+    pub fn new(n: usize, max_bytes: usize) -> (Mesh, Vec<Inbox>) {
         let mut slots = Vec::with_capacity(n);
         let mut rxs = Vec::with_capacity(n);
         for _ in 0..n {
@@ -85,11 +118,13 @@ impl Mesh {
             slots.push(Slot {
                 tx,
                 waker: AtomicWaker::new(),
+                queued: AtomicUsize::new(0),
             });
             rxs.push(rx);
         }
         let mesh = Mesh {
             slots: Arc::new(slots),
+            max_bytes,
         };
         let inboxes = rxs
             .into_iter()
@@ -113,37 +148,55 @@ impl Mesh {
         self.slots.is_empty()
     }
 
-    /// Queues `msg` for worker `to` and wakes it.
+    /// Queues `msg` for worker `to` and wakes it. Never refused: the senders of messages that
+    /// must arrive slow their clients down instead (see [`Mesh::congested`]).
     pub fn send(&self, to: ShardId, msg: MeshMsg) {
         let slot = &self.slots[to.0 as usize];
+        slot.queued.fetch_add(msg.cost(), Ordering::Relaxed);
+        self.push(slot, msg);
+    }
+
+    /// Queues `msg` for worker `to` in room reserved before with [`Mesh::reserve`].
+    pub fn send_reserved(&self, to: ShardId, msg: MeshMsg) {
+        self.push(&self.slots[to.0 as usize], msg);
+    }
+
+    fn push(&self, slot: &Slot, msg: MeshMsg) {
         // The receiver lives as long as its worker; after a worker has exited nothing is
         // waiting for the message, so a failed send has nothing to report.
         let _ = slot.tx.send(msg);
         slot.waker.wake();
     }
 
-    /// Queues a publish for every worker except `from`.
-    pub fn publish_to_others(
-        &self,
-        from: ShardId,
-        app: AppIdx,
-        channel: &Arc<str>,
-        frame: &Bytes,
-        except: Option<SocketId>,
-    ) {
-        for i in 0..self.slots.len() {
-            if i != from.0 as usize {
-                self.send(
-                    ShardId(i as u16),
-                    MeshMsg::Publish {
-                        app,
-                        channel: channel.clone(),
-                        frame: frame.clone(),
-                        except,
-                    },
-                );
-            }
+    /// Reserves `bytes` in worker `to`'s inbox, unless that would pass the bound.
+    pub fn reserve(&self, to: ShardId, bytes: usize) -> bool {
+        let queued = &self.slots[to.0 as usize].queued;
+        let before = queued.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > self.max_bytes && before > 0 {
+            queued.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
         }
+        true
+    }
+
+    /// Gives back a reservation that will not be used.
+    pub fn unreserve(&self, to: ShardId, bytes: usize) {
+        self.slots[to.0 as usize]
+            .queued
+            .fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Whether any worker but `me` has more queued than the bound.
+    pub fn congested(&self, me: ShardId) -> bool {
+        self.slots
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != me.0 as usize && s.queued.load(Ordering::Relaxed) > self.max_bytes)
+    }
+
+    /// Bytes queued in worker `to`'s inbox.
+    pub fn queued(&self, to: ShardId) -> usize {
+        self.slots[to.0 as usize].queued.load(Ordering::Relaxed)
     }
 }
 
@@ -158,8 +211,13 @@ impl Inbox {
         let slot = &self.mesh.slots[self.id.0 as usize];
         poll_fn(|cx| {
             slot.waker.register(cx.waker());
+            let mut taken = 0;
             while let Ok(msg) = self.rx.try_recv() {
+                taken += msg.cost();
                 out.push(msg);
+            }
+            if taken > 0 {
+                slot.queued.fetch_sub(taken, Ordering::AcqRel);
             }
             if out.is_empty() {
                 Poll::Pending
@@ -168,5 +226,39 @@ impl Inbox {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    #[test]
+    fn reservations_stop_at_the_bound_and_are_released_by_the_receiver() {
+        let (mesh, inboxes) = Mesh::new(2, 1000);
+        let to = ShardId(1);
+        assert!(mesh.reserve(to, 600));
+        assert!(!mesh.reserve(to, 600), "past the bound");
+        assert!(mesh.reserve(to, 400));
+        mesh.unreserve(to, 400);
+        assert_eq!(mesh.queued(to), 600);
+        // One oversized message fits into an empty inbox, or it could never be sent.
+        assert!(mesh.reserve(ShardId(0), 5000));
+        mesh.send_reserved(to, MeshMsg::Drain);
+        mesh.unreserve(to, 600 - MESSAGE_COST);
+        assert_eq!(mesh.queued(to), MESSAGE_COST);
+        mesh.send(to, MeshMsg::Drain);
+        assert!(mesh.congested(to), "worker 0's inbox is over the bound");
+        assert!(!mesh.congested(ShardId(0)), "worker 1's is not");
+        let mut out = Vec::new();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        {
+            let mut fut = std::pin::pin!(inboxes[1].recv_batch(&mut out));
+            assert!(fut.as_mut().poll(&mut cx).is_ready());
+        }
+        assert_eq!(mesh.queued(to), 0);
+        assert_eq!(out.len(), 2);
     }
 }

@@ -31,8 +31,8 @@ type Ready = Result<(SocketAddr, &'static str), String>;
 pub fn run(config: Config) -> anyhow::Result<()> {
     install_panic_abort();
     let workers = config.workers;
-    let (mesh, inboxes) = Mesh::new(workers);
-    let apps = Apps::new(&config.apps);
+    let (mesh, inboxes) = Mesh::new(workers, config.limits.max_mesh_bytes);
+    let apps = Arc::new(Apps::new(&config.apps));
     let host = config.host.clone();
     let mut port = config.port;
     let shared = Arc::new(Shared {

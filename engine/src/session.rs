@@ -24,13 +24,14 @@ use monoio::net::{TcpListener, TcpStream};
 use ringcast_protocol::api::route::strip_prefix;
 use ringcast_protocol::http::{self, Request};
 use ringcast_protocol::pusher::event::ServerEvent;
+use ringcast_protocol::ws::close::CloseCode;
 use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig};
 use ringcast_protocol::ws::{encode, handshake};
 
-use crate::conn::ConnKind;
 use crate::ids::ConnKey;
+use crate::state::Closing;
 use crate::sys;
-use crate::worker::{Closing, NO_STATUS, Worker};
+use crate::worker::Worker;
 
 /// Seconds an HTTP API connection may sit idle between requests.
 const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(120);
@@ -291,7 +292,7 @@ fn admit(
     let app_key = match what {
         Target::Echo => {
             let sid = w.new_socket_id();
-            let key = w.insert(stream.clone(), ConnKind::Echo, sid);
+            let key = w.insert(stream.clone(), None, sid);
             return Ok((
                 key,
                 shared.config.limits.max_message_size,
@@ -323,7 +324,7 @@ fn admit(
         return Err((4004, "Application is over connection quota"));
     }
     let sid = w.new_socket_id();
-    let key = w.insert(stream.clone(), ConnKind::App(app.idx), sid);
+    let key = w.insert(stream.clone(), Some(app.idx), sid);
     let hello = ServerEvent::ConnectionEstablished {
         socket_id: &sid,
         activity_timeout: app.cfg.activity_timeout,
@@ -367,6 +368,11 @@ async fn read_until_closed(
     let fd = stream.as_raw_fd();
     let mut closing = false;
     loop {
+        // A peer worker that is behind on its inbox: take no more client frames until it has
+        // caught up, so that the clients' TCP windows absorb the excess (see `crate::mesh`).
+        while !closing && worker.borrow().congested() {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
         while !closing && !pending.is_empty() {
             match decoder.decode(pending) {
                 Ok(Some(msg)) => {
@@ -376,15 +382,8 @@ async fn read_until_closed(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    worker.borrow_mut().close(
-                        key,
-                        Closing {
-                            code: e.close_code(),
-                            reason: "Protocol error",
-                            pusher_error: false,
-                            drop_queue: false,
-                        },
-                    );
+                    let code = CloseCode(e.close_code());
+                    worker.borrow_mut().close(key, Closing::websocket(code));
                     closing = true;
                 }
             }
@@ -422,7 +421,7 @@ impl Worker {
     pub fn on_message(&mut self, key: ConnKey, msg: ringcast_protocol::ws::decoder::Message) {
         use ringcast_protocol::ws::decoder::Message;
         use ringcast_protocol::ws::frame::Opcode;
-        let Some(kind) = self.get(key).map(|c| c.kind) else {
+        let Some((app, _)) = self.shard.identity(key) else {
             return;
         };
         match msg {
@@ -431,32 +430,22 @@ impl Worker {
             Message::Close(frame) => {
                 // RFC 6455 section 5.5.1: "the endpoint typically echos the status code it
                 // received"; a close without a code is answered without one.
-                let code = frame.as_ref().map_or(NO_STATUS, |f| f.code.0);
+                let code = frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code);
                 self.close(
                     key,
                     Closing {
-                        code,
                         reason: "",
-                        pusher_error: false,
-                        drop_queue: false,
+                        ..Closing::websocket(code)
                     },
                 );
             }
-            Message::Text(text) => match kind {
-                ConnKind::Echo => self.send(key, encode::text(&text)),
-                ConnKind::App(app) => self.on_pusher_message(key, app, text),
+            Message::Text(text) => match app {
+                None => self.send(key, encode::text(&text)),
+                Some(_) => self.on_text(key, text),
             },
-            Message::Binary(data) => match kind {
-                ConnKind::Echo => self.send(key, encode::frame(Opcode::Binary, &data)),
-                ConnKind::App(_) => self.close(
-                    key,
-                    Closing {
-                        code: 1003,
-                        reason: "Binary messages are not supported",
-                        pusher_error: false,
-                        drop_queue: false,
-                    },
-                ),
+            Message::Binary(data) => match app {
+                None => self.send(key, encode::frame(Opcode::Binary, &data)),
+                Some(_) => self.close(key, Closing::websocket(CloseCode::UNSUPPORTED_DATA)),
             },
         }
     }

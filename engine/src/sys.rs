@@ -9,6 +9,7 @@
 //! into `EPIPE` instead of a process-killing `SIGPIPE`.
 //!
 //! This is the only module with `unsafe` code for system calls.
+#![allow(unsafe_code)]
 
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;

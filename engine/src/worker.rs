@@ -1,8 +1,16 @@
-//! A worker: one pinned thread's connections, channels and fan-out.
+//! A worker: one pinned thread's sockets, timers and queues around its state core.
 //!
-//! All of a worker's state lives in one [`Worker`] behind an `Rc<RefCell<_>>` on its own thread;
-//! its tasks (the acceptor, one reader per connection, writers while a socket is full, the
-//! sweeper and the mesh inbox) borrow it only between awaits, so a borrow never spans a
+//! A worker is the I/O shell of two state machines (`crate::state`): its [`Shard`], the rules
+//! state of its connections, and its [`Owner`], the cluster-wide facts it owns. It feeds them
+//! inputs (a client message, a mesh message, a connection that closes, the clock) and carries
+//! out the effects they return: it writes frames, closes sockets, and moves messages to other
+//! workers over the mesh. A message to this worker's own owner or shard goes through its
+//! loopback queue and is handled after the effects of the current input, exactly as a message
+//! from another worker would be: no input is ever handled in the middle of another.
+//!
+//! All of a worker's state lives in one [`Worker`] behind an `Rc<RefCell<_>>` on its own
+//! thread; its tasks (the acceptor, one reader per connection, writers while a socket is full,
+//! the sweeper and the mesh inbox) borrow it only between awaits, so a borrow never spans a
 //! suspension point and never conflicts.
 //!
 //! Outbound bytes follow one rule: a frame is offered to the socket directly, and only what the
@@ -11,7 +19,7 @@
 //! ten thousand `sendmsg` calls on one shared buffer and no allocation per recipient.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -21,23 +29,21 @@ use bytes::Bytes;
 use monoio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use ringcast_protocol::pusher::error::PusherCode;
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::pusher::socket_id::SocketId;
+use ringcast_protocol::ws::close::CloseCode;
 use ringcast_protocol::ws::frame::Opcode;
-use slab::Slab;
 
 use crate::app::Apps;
 use crate::config::Config;
-use crate::conn::{CloseClock, Conn, ConnKind, Offer, OutQueue, Sub};
+use crate::conn::{CloseClock, Conn, Offer, OutQueue};
 use crate::ids::{AppIdx, ConnKey, ShardId};
 use crate::mesh::{Mesh, MeshMsg};
-use crate::owner::{ChannelOp, Owned, UserOp, user_owner};
-use crate::registry::Registry;
+use crate::owner::route;
+use crate::state::msg::{Answer, OwnerMsg, Question, ShardMsg};
+use crate::state::{Closing, Effect, Owner, Shard};
 use crate::sys;
-
-/// RFC 6455's "no status code was present": as a [`Closing`] code it means "send an empty close
-/// frame".
-pub const NO_STATUS: u16 = 1005;
 
 /// Seconds a closing connection gets to take what it still has to take, close frame included;
 /// another period follows while it keeps reading.
@@ -46,23 +52,8 @@ pub const CLOSE_GRACE_SECS: u32 = 5;
 /// What every worker shares, read-only.
 pub struct Shared {
     pub config: Config,
-    pub apps: Apps,
+    pub apps: Arc<Apps>,
     pub mesh: Mesh,
-}
-
-/// How a connection is to be closed.
-#[derive(Clone, Copy, Debug)]
-pub struct Closing {
-    /// The close code.
-    pub code: u16,
-    /// The close reason.
-    pub reason: &'static str,
-    /// Send a `pusher:error` with the same code first (pusher-js reads it during connection
-    /// set-up; Reverb clients expect it).
-    pub pusher_error: bool,
-    /// Drop queued frames that have not started (only for a consumer that is too slow: its
-    /// queue is what must be freed).
-    pub drop_queue: bool,
 }
 
 /// One worker's state.
@@ -71,10 +62,10 @@ pub struct Worker {
     pub id: ShardId,
     /// Configuration, apps and the mesh.
     pub shared: Arc<Shared>,
-    /// Open WebSocket connections.
-    pub conns: Slab<Conn>,
-    /// Channel subscriptions of those connections.
-    pub registry: Registry,
+    /// The rules state of this worker's connections, with each connection's socket side.
+    pub shard: Shard<Conn>,
+    /// The cluster-wide facts this worker owns.
+    pub owner: Owner,
     /// A read buffer shared by every connection of the worker.
     pub scratch: Vec<u8>,
     /// Whether the worker is shutting down: it accepts no connections and no publishes.
@@ -83,16 +74,13 @@ pub struct Worker {
     pub draining: bool,
     /// The listening socket, to stop accepting on shutdown.
     pub listener_fd: Option<RawFd>,
-    generation: u32,
     epoch: Instant,
     rng: SmallRng,
     me: Weak<RefCell<Worker>>,
     ping_frame: Bytes,
     doomed: Vec<(ConnKey, Closing)>,
-    /// Facts this worker owns for the whole server.
-    pub owned: Owned,
-    /// Local connections signed in as each user.
-    pub signed_in: HashMap<(AppIdx, Arc<str>), Vec<ConnKey>>,
+    /// Messages for this worker's own shard and owner, handled after the current input.
+    loopback: VecDeque<MeshMsg>,
     /// Handshakes and abandoned queues since the sweep last handed freed memory back.
     churn_since_trim: u32,
 }
@@ -107,25 +95,25 @@ const SCRATCH: usize = 64 * 1024;
 impl Worker {
     /// A new worker with no connections, behind the `Rc<RefCell<_>>` its tasks share.
     pub fn new(id: ShardId, shared: Arc<Shared>) -> Rc<RefCell<Worker>> {
-        let apps = shared.apps.len();
+        let epoch = Instant::now();
+        let limits = shared.config.limits.clone();
+        let max_members = limits.max_presence_members;
         Rc::new_cyclic(|me| {
             RefCell::new(Worker {
                 id,
+                shard: Shard::new(id, shared.apps.clone(), limits, epoch),
+                owner: Owner::new(shared.apps.clone(), max_members),
                 shared,
-                conns: Slab::new(),
-                registry: Registry::new(apps),
                 scratch: vec![0; SCRATCH],
                 shutting_down: false,
                 draining: false,
                 listener_fd: None,
-                generation: 0,
-                epoch: Instant::now(),
+                epoch,
                 rng: SmallRng::from_entropy(),
                 me: me.clone(),
                 ping_frame: ServerEvent::Ping.to_frame(),
                 doomed: Vec::new(),
-                owned: Owned::new(apps),
-                signed_in: HashMap::new(),
+                loopback: VecDeque::new(),
                 churn_since_trim: 0,
             })
         })
@@ -142,76 +130,217 @@ impl Worker {
         SocketId::generate(&mut || rng.r#gen::<u64>())
     }
 
-    /// Adds an upgraded connection and returns its key.
+    /// Adds an upgraded connection (of `app`, or of the echo endpoint) and returns its key.
     pub fn insert(
         &mut self,
         stream: Rc<TcpStream>,
-        kind: ConnKind,
+        app: Option<AppIdx>,
         socket_id: SocketId,
     ) -> ConnKey {
-        self.generation = self.generation.wrapping_add(1);
         self.churn_since_trim = self.churn_since_trim.saturating_add(1);
-        let generation = self.generation;
         let now = self.now();
         let fd = stream.as_raw_fd();
-        let slot = self.conns.insert(Conn {
-            generation,
+        let conn = Conn {
             stream,
             fd,
-            kind,
-            socket_id,
             out: OutQueue::default(),
-            subs: Vec::new(),
             last_seen: now,
             pinged_at: None,
             closing: None,
             writer_active: false,
-            client_events: (0, 0),
-            user: None,
-        });
-        ConnKey {
-            slot: slot as u32,
-            generation,
-        }
+        };
+        self.shard.connect(app, socket_id, conn)
     }
 
     /// The connection behind `key`, unless it has left.
     pub fn get(&self, key: ConnKey) -> Option<&Conn> {
-        self.conns
-            .get(key.slot as usize)
-            .filter(|c| c.generation == key.generation)
+        self.shard.io(key)
     }
 
-    /// The connection behind `key`, mutably, unless it has left.
-    pub fn get_mut(&mut self, key: ConnKey) -> Option<&mut Conn> {
-        self.conns
-            .get_mut(key.slot as usize)
-            .filter(|c| c.generation == key.generation)
+    /// Whether a peer worker's inbox is over its bound: readers then wait before they take
+    /// more client frames (see `crate::mesh`).
+    pub fn congested(&self) -> bool {
+        self.shared.mesh.len() > 1 && self.shared.mesh.congested(self.id)
     }
 
     /// Records that a frame arrived from `key` (any frame counts as activity).
     pub fn touch(&mut self, key: ConnKey) {
         let now = self.now();
-        if let Some(c) = self.get_mut(key) {
+        if let Some(c) = self.shard.io_mut(key) {
             c.last_seen = now;
             c.pinged_at = None;
         }
     }
 
+    // ---- inputs ---------------------------------------------------------------------------
+
     /// Sends `frame` to one connection.
     pub fn send(&mut self, key: ConnKey, frame: Bytes) {
-        let max = self.shared.config.limits.max_outbound_bytes;
-        if let Some(c) = self.conns.get_mut(key.slot as usize)
-            && c.generation == key.generation
-        {
-            offer(&self.me, &mut self.doomed, max, key, c, &frame);
-        }
-        self.close_doomed();
+        self.offer_to(key, &frame);
+        self.run();
     }
 
-    /// Sends a server event to one connection.
-    pub fn send_event(&mut self, key: ConnKey, event: &ServerEvent<'_>) {
-        self.send(key, event.to_frame());
+    /// Acts on one text message of a Pusher connection.
+    pub fn on_text(&mut self, key: ConnKey, text: Vec<u8>) {
+        self.shard.handle_text(key, text, Instant::now());
+        self.run();
+    }
+
+    /// Acts on a message from another worker.
+    pub fn on_mesh(&mut self, msg: MeshMsg) {
+        self.handle_mesh(msg);
+        self.run();
+    }
+
+    /// Starts closing a connection: it leaves its channels at once, gets its close frame (after
+    /// what is already queued, unless `drop_queue`), and its socket is shut once that is written,
+    /// or reset once the peer took nothing for [`CLOSE_GRACE_SECS`].
+    pub fn close(&mut self, key: ConnKey, how: Closing) {
+        self.close_now(key, how);
+        self.run();
+    }
+
+    /// Final removal of a connection whose reader has finished.
+    pub fn remove(&mut self, key: ConnKey) {
+        let app = self.shard.identity(key).and_then(|(app, _)| app);
+        if self.shard.remove(key).is_some()
+            && let Some(app) = app
+        {
+            self.shared.apps.get(app).disconnect();
+        }
+        self.run();
+    }
+
+    /// Asks the owner worker `to` a question; the answer arrives on the receiver.
+    pub fn ask(&mut self, to: ShardId, q: Question) -> futures_channel::oneshot::Receiver<Answer> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.post(to, MeshMsg::Ask(q, tx));
+        self.run();
+        rx
+    }
+
+    /// Carries out effects that a caller took from the shard itself (the API's publishes, whose
+    /// mesh room was reserved beforehand): messages for other workers go into that room.
+    pub fn apply_reserved(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::ToAll(msg) => {
+                    for i in self.others() {
+                        self.shared
+                            .mesh
+                            .send_reserved(i, MeshMsg::Shard(msg.clone()));
+                    }
+                    self.deliver_here(msg);
+                }
+                Effect::ToOwner(msg) => {
+                    let to = self.owner_of(&msg);
+                    if to == self.id {
+                        self.loopback.push_back(MeshMsg::Owner(msg));
+                    } else {
+                        self.shared.mesh.send_reserved(to, MeshMsg::Owner(msg));
+                    }
+                }
+                other => self.apply(other),
+            }
+        }
+        self.run();
+    }
+
+    /// Sends a message to every worker's shard, this one's included.
+    pub fn broadcast(&mut self, msg: ShardMsg) {
+        self.apply(Effect::ToAll(msg));
+        self.run();
+    }
+
+    /// The workers other than this one.
+    pub fn others(&self) -> impl Iterator<Item = ShardId> + use<> {
+        let me = self.id;
+        (0..self.shared.mesh.len() as u16)
+            .map(ShardId)
+            .filter(move |i| *i != me)
+    }
+
+    /// The worker whose owner a message goes to.
+    pub fn owner_of(&self, msg: &OwnerMsg) -> ShardId {
+        route(msg.address(), self.shared.mesh.len())
+    }
+
+    // ---- carrying out effects ---------------------------------------------------------------
+
+    /// Carries out effects until the cores and the loopback queue have nothing more.
+    fn run(&mut self) {
+        loop {
+            if let Some((key, how)) = self.doomed.pop() {
+                self.close_now(key, how);
+            } else if let Some(e) = self.shard.poll_effect() {
+                self.apply(e);
+            } else if let Some(e) = self.owner.poll_effect() {
+                self.apply(e);
+            } else if let Some(m) = self.loopback.pop_front() {
+                self.handle_mesh(m);
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::Send { conn, frame } => self.offer_to(conn, &frame),
+            Effect::Close { conn, how } => self.close_now(conn, how),
+            Effect::ToOwner(msg) => {
+                let to = self.owner_of(&msg);
+                self.post(to, MeshMsg::Owner(msg));
+            }
+            Effect::ToShard(to, msg) => self.post(to, MeshMsg::Shard(msg)),
+            Effect::ToAll(msg) => {
+                for i in self.others() {
+                    self.shared.mesh.send(i, MeshMsg::Shard(msg.clone()));
+                }
+                self.deliver_here(msg);
+            }
+        }
+    }
+
+    /// A message for worker `to`: over the mesh, or into the loopback queue for this one.
+    fn post(&mut self, to: ShardId, msg: MeshMsg) {
+        if to == self.id {
+            self.loopback.push_back(msg);
+        } else {
+            self.shared.mesh.send(to, msg);
+        }
+    }
+
+    /// This worker's part of a message for every worker: publishes and frames for users are
+    /// written at once (they change no rules state), anything else waits its turn.
+    fn deliver_here(&mut self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Publish { .. } | ShardMsg::ToUser { .. } => self.handle_shard(msg),
+            other => self.loopback.push_back(MeshMsg::Shard(other)),
+        }
+    }
+
+    fn handle_mesh(&mut self, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Shard(m) => self.handle_shard(m),
+            MeshMsg::Owner(m) => self.owner.handle(m, Instant::now()),
+            MeshMsg::Ask(q, reply) => {
+                let _ = reply.send(self.owner.answer(&q, Instant::now()));
+            }
+            MeshMsg::Quiesce(ack) => {
+                self.quiesce();
+                let _ = ack.send(());
+            }
+            MeshMsg::Drain => self.begin_drain(),
+        }
+    }
+
+    fn handle_shard(&mut self, msg: ShardMsg) {
+        let max = self.shared.config.limits.max_outbound_bytes;
+        let Worker {
+            shard, doomed, me, ..
+        } = self;
+        shard.handle_shard_msg(msg, |key, c, frame| offer(me, doomed, max, key, c, frame));
     }
 
     /// Delivers `frame` to this worker's subscribers of `channel`, except `except`.
@@ -222,186 +351,26 @@ impl Worker {
         frame: &Bytes,
         except: Option<SocketId>,
     ) {
-        let Some(ci) = self.registry.find(app, channel) else {
-            return;
-        };
         let max = self.shared.config.limits.max_outbound_bytes;
-        for &key in &self.registry.get(ci).subs {
-            let Some(c) = self.conns.get_mut(key.slot as usize) else {
-                continue;
-            };
-            if c.generation != key.generation || except == Some(c.socket_id) {
-                continue;
-            }
+        let Worker {
+            shard, doomed, me, ..
+        } = self;
+        shard.for_each_subscriber(app, channel, except, |key, c| {
+            offer(me, doomed, max, key, c, frame)
+        });
+        self.run();
+    }
+
+    fn offer_to(&mut self, key: ConnKey, frame: &Bytes) {
+        let max = self.shared.config.limits.max_outbound_bytes;
+        if let Some(c) = self.shard.io_mut(key) {
             offer(&self.me, &mut self.doomed, max, key, c, frame);
         }
-        self.close_doomed();
     }
 
-    /// Publishes an encoded channel frame on every worker: the others through the mesh first,
-    /// then this one.
-    pub fn publish(&mut self, app: AppIdx, channel: &str, frame: Bytes, except: Option<SocketId>) {
-        if self.shared.mesh.len() > 1 {
-            let name: Arc<str> = Arc::from(channel);
-            self.shared
-                .mesh
-                .publish_to_others(self.id, app, &name, &frame, except);
-        }
-        self.deliver_local(app, channel, &frame, except);
-    }
-
-    /// Acts on messages from other workers.
-    pub fn on_mesh(&mut self, msg: MeshMsg) {
-        match msg {
-            MeshMsg::Publish {
-                app,
-                channel,
-                frame,
-                except,
-            } => self.deliver_local(app, &channel, &frame, except),
-            MeshMsg::ToUser { app, user, frame } => {
-                let keys = self
-                    .signed_in
-                    .get(&(app, user))
-                    .cloned()
-                    .unwrap_or_default();
-                for key in keys {
-                    self.send(key, frame.clone());
-                }
-            }
-            MeshMsg::ToConn { conn, frames } => {
-                for f in frames {
-                    self.send(conn, f);
-                }
-            }
-            MeshMsg::Channel(op) => self.on_channel_op(op),
-            MeshMsg::JoinAnswer(answer) => self.on_join_answer(answer),
-            MeshMsg::User(op) => self.on_user_op(op),
-            MeshMsg::Terminate { app, user } => self.terminate_user(app, &user),
-            MeshMsg::Ask(q, reply) => {
-                let _ = reply.send(self.answer(&q));
-            }
-            MeshMsg::Quiesce(ack) => {
-                self.quiesce();
-                let _ = ack.send(());
-            }
-            MeshMsg::Drain => self.begin_drain(),
-        }
-    }
-
-    /// Subscribes `key` to `channel`; `false` if it already was.
-    pub fn subscribe(&mut self, key: ConnKey, app: AppIdx, channel: &str) -> bool {
-        if let Some(ci) = self.registry.find(app, channel)
-            && self
-                .get(key)
-                .is_some_and(|c| c.subs.iter().any(|s| s.chan == ci))
-        {
-            return false;
-        }
-        let (chan, pos) = self.registry.add(app, channel, key);
-        if let Some(c) = self.get_mut(key) {
-            c.subs.push(Sub { chan, pos });
-        }
-        true
-    }
-
-    /// Unsubscribes `key` from `channel`; `false` if it was not subscribed.
-    pub fn unsubscribe(&mut self, key: ConnKey, app: AppIdx, channel: &str) -> bool {
-        let Some(ci) = self.registry.find(app, channel) else {
-            return false;
-        };
-        let Some(c) = self.get_mut(key) else {
-            return false;
-        };
-        let Some(i) = c.subs.iter().position(|s| s.chan == ci) else {
-            return false;
-        };
-        let sub = c.subs.swap_remove(i);
-        self.leave(key, sub);
-        true
-    }
-
-    /// Removes one subscription and tells the channel's owner.
-    fn leave(&mut self, key: ConnKey, sub: Sub) {
-        let ch = self.registry.get(sub.chan);
-        let (app, channel) = (ch.app, ch.name.clone());
-        let user = self.get_mut(key).and_then(|c| {
-            let u = c.user.as_mut()?;
-            let i = u.presence.iter().position(|(ch, _)| *ch == channel)?;
-            Some(u.presence.swap_remove(i).1)
-        });
-        self.remove_sub(sub);
-        let owner = self.owner_of(app, &channel);
-        self.to_worker(
-            owner,
-            MeshMsg::Channel(ChannelOp::Leave { app, channel, user }),
-        );
-    }
-
-    /// Removes one registry entry and fixes the position of the subscriber moved into its place.
-    fn remove_sub(&mut self, sub: Sub) {
-        if let Some(moved) = self.registry.remove(sub.chan, sub.pos)
-            && let Some(m) = self.get_mut(moved)
-            && let Some(s) = m.subs.iter_mut().find(|s| s.chan == sub.chan)
-        {
-            s.pos = sub.pos;
-        }
-    }
-
-    /// Removes every subscription of `key` and signs it out: what a connection that leaves must
-    /// undo, with each owner told.
-    fn leave_everything(&mut self, key: ConnKey) {
-        let (subs, user) = match self.get_mut(key) {
-            Some(c) => (std::mem::take(&mut c.subs), c.user.take()),
-            None => return,
-        };
-        if let Some(c) = self.get_mut(key) {
-            // Presence records are still needed by `leave`; pending joins are undone when their
-            // answers find the connection gone.
-            c.user = user.map(|mut u| {
-                u.pending.clear();
-                u
-            });
-        }
-        for sub in subs {
-            self.leave(key, sub);
-        }
-        self.sign_out(key);
-    }
-
-    /// Forgets the sign-in of `key`, telling the user owner.
-    pub fn sign_out(&mut self, key: ConnKey) {
-        let Some(c) = self.get_mut(key) else { return };
-        let Some(u) = c.user.as_mut() else { return };
-        let Some((user, _)) = u.signed_in.take() else {
-            return;
-        };
-        let watchlist = std::mem::take(&mut u.watchlist);
-        let ConnKind::App(app) = c.kind else { return };
-        let index_key = (app, user.clone());
-        if let Some(keys) = self.signed_in.get_mut(&index_key) {
-            keys.retain(|k| *k != key);
-            if keys.is_empty() {
-                self.signed_in.remove(&index_key);
-            }
-        }
-        let owner = user_owner(app, self.shared.mesh.len());
-        self.to_worker(
-            owner,
-            MeshMsg::User(UserOp::Signout {
-                app,
-                user,
-                watchlist,
-            }),
-        );
-    }
-
-    /// Starts closing a connection: it leaves its channels at once, gets its close frame (after
-    /// what is already queued, unless `drop_queue`), and its socket is shut once that is written,
-    /// or reset once the peer took nothing for [`CLOSE_GRACE_SECS`].
-    pub fn close(&mut self, key: ConnKey, how: Closing) {
+    fn close_now(&mut self, key: ConnKey, how: Closing) {
         let now = self.now();
-        match self.get_mut(key) {
+        match self.shard.io_mut(key) {
             // Marked at once, so that nothing is queued for it while it leaves its channels;
             // the clock starts for real once its close frame is offered below.
             Some(c) if !c.is_closing() => {
@@ -412,7 +381,7 @@ impl Worker {
             }
             _ => return,
         }
-        self.leave_everything(key);
+        self.shard.leave_all(key);
         let mut frames = Vec::with_capacity(2);
         if how.pusher_error {
             frames.push(
@@ -423,22 +392,21 @@ impl Worker {
                 .to_frame(),
             );
         }
-        frames.push(if how.code == NO_STATUS {
+        frames.push(if how.code == CloseCode::NO_STATUS.0 {
             // Answering a close frame that carried no code: the reply carries none either.
             ringcast_protocol::ws::encode::frame(Opcode::Close, &[])
         } else {
             ringcast_protocol::ws::encode::close(how.code, how.reason)
         });
-        let Some(c) = self
-            .conns
-            .get_mut(key.slot as usize)
-            .filter(|c| c.generation == key.generation)
-        else {
+        if how.drop_queue {
+            self.churn_since_trim = TRIM_AFTER_CHURN;
+        }
+        let me = self.me.clone();
+        let Some(c) = self.shard.io_mut(key) else {
             return;
         };
         if how.drop_queue {
             c.out.drop_unstarted();
-            self.churn_since_trim = TRIM_AFTER_CHURN;
         }
         let mut failed = false;
         for f in frames {
@@ -453,33 +421,17 @@ impl Worker {
         } else if c.out.is_empty() {
             sys::shutdown(c.fd, false, true);
         } else {
-            ensure_writer(&self.me, key, c);
+            ensure_writer(&me, key, c);
         }
     }
 
-    fn close_doomed(&mut self) {
-        while let Some((key, how)) = self.doomed.pop() {
-            self.close(key, how);
-        }
-    }
+    // ---- the clock ----------------------------------------------------------------------
 
-    /// Final removal of a connection whose reader has finished.
-    pub fn remove(&mut self, key: ConnKey) {
-        self.leave_everything(key);
-        if self.get(key).is_none() {
-            return;
-        }
-        let c = self.conns.remove(key.slot as usize);
-        if let ConnKind::App(app) = c.kind {
-            self.shared.apps.get(app).disconnect();
-        }
-    }
-
-    /// The periodic liveness check: pings silent connections, closes those that did not
-    /// answer with 4201, and shuts or resets the sockets of closing connections whose grace
-    /// period ran out.
+    /// The periodic step: the owner's clock (throttled counts, cache expiry), then liveness:
+    /// pings silent connections, closes those that did not answer with 4201, and shuts or
+    /// resets the sockets of closing connections whose grace period ran out.
     pub fn sweep(&mut self) {
-        self.flush_counts();
+        self.owner.tick(Instant::now());
         if self.churn_since_trim >= TRIM_AFTER_CHURN {
             self.churn_since_trim = 0;
             sys::release_free_memory();
@@ -487,11 +439,8 @@ impl Worker {
         let now = self.now();
         let mut ping = Vec::new();
         let mut dead = Vec::new();
-        for (slot, c) in self.conns.iter_mut() {
-            let key = ConnKey {
-                slot: slot as u32,
-                generation: c.generation,
-            };
+        let apps = self.shared.apps.clone();
+        for (key, app, c) in self.shard.iter_mut() {
             if let Some(clock) = c.closing {
                 if now.saturating_sub(clock.since) >= CLOSE_GRACE_SECS {
                     let pending = c.pending_bytes();
@@ -513,8 +462,8 @@ impl Worker {
                 }
                 continue;
             }
-            let ConnKind::App(app) = c.kind else { continue };
-            let cfg = &self.shared.apps.get(app).cfg;
+            let Some(app) = app else { continue };
+            let cfg = &apps.get(app).cfg;
             match c.pinged_at {
                 Some(at) if now.saturating_sub(at) >= cfg.pong_timeout => dead.push(key),
                 Some(_) => {}
@@ -525,21 +474,14 @@ impl Worker {
                 None => {}
             }
         }
+        let frame = self.ping_frame.clone();
         for key in ping {
-            let f = self.ping_frame.clone();
-            self.send(key, f);
+            self.offer_to(key, &frame);
         }
         for key in dead {
-            self.close(
-                key,
-                Closing {
-                    code: 4201,
-                    reason: "Pong reply not received in time",
-                    pusher_error: true,
-                    drop_queue: false,
-                },
-            );
+            self.close_now(key, Closing::pusher(PusherCode::PongNotReceived, true));
         }
+        self.run();
     }
 
     /// Stops accepting connections (and, in the API, publishes).
@@ -561,35 +503,20 @@ impl Worker {
             return;
         }
         self.draining = true;
-        let keys: Vec<ConnKey> = self
-            .conns
-            .iter()
-            .map(|(slot, c)| ConnKey {
-                slot: slot as u32,
-                generation: c.generation,
-            })
-            .collect();
+        let keys: Vec<ConnKey> = self.shard.iter_mut().map(|(key, _, _)| key).collect();
         for key in keys {
-            self.close(
-                key,
-                Closing {
-                    code: 4200,
-                    reason: "Server shutting down",
-                    pusher_error: false,
-                    drop_queue: false,
-                },
-            );
+            self.close_now(key, Closing::pusher(PusherCode::Reconnect, false));
         }
     }
 
     /// Number of open WebSocket connections on this worker.
     pub fn len(&self) -> usize {
-        self.conns.len()
+        self.shard.len()
     }
 
     /// Whether this worker has no open WebSocket connection.
     pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
+        self.shard.is_empty()
     }
 }
 
@@ -610,15 +537,7 @@ fn offer(
         Offer::Sent => {}
         Offer::Queued => {
             if c.out.bytes() > max {
-                doomed.push((
-                    key,
-                    Closing {
-                        code: 4100,
-                        reason: "Over capacity: the connection reads too slowly",
-                        pusher_error: false,
-                        drop_queue: true,
-                    },
-                ));
+                doomed.push((key, Closing::slow_consumer()));
             } else {
                 ensure_writer(me, key, c);
             }
@@ -645,7 +564,7 @@ async fn writer(worker: Rc<RefCell<Worker>>, key: ConnKey, stream: Rc<TcpStream>
     loop {
         let ready = stream.writable(false).await;
         let mut w = worker.borrow_mut();
-        let Some(c) = w.get_mut(key) else { return };
+        let Some(c) = w.shard.io_mut(key) else { return };
         if ready.is_err() {
             c.writer_active = false;
             sys::shutdown(c.fd, true, true);

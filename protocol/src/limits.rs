@@ -58,6 +58,12 @@ pub struct Limits {
     pub max_outbound_bytes: usize,
     /// Milliseconds a new connection has to send a complete request head. Default 10,000.
     pub handshake_timeout_ms: u64,
+    /// Bytes queued in one worker's inbox from the other workers (publishes, presence and
+    /// subscription messages). Default 64 MiB: several seconds of a worker's delivery rate at
+    /// 1 KiB events, so a busy moment never refuses anything, while a publisher that is faster
+    /// than the workers for longer is told so (the HTTP API answers 503) instead of growing
+    /// the server's memory.
+    pub max_mesh_bytes: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +88,7 @@ impl Default for Limits {
             auth_timestamp_skew_secs: 600,
             max_outbound_bytes: 1024 * 1024,
             handshake_timeout_ms: 10_000,
+            max_mesh_bytes: 64 * 1024 * 1024,
         }
     }
 }

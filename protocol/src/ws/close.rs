@@ -30,6 +30,24 @@ impl CloseCode {
     pub const MESSAGE_TOO_BIG: Self = Self(1009);
     /// 1011: "an unexpected condition that prevented it from fulfilling the request".
     pub const INTERNAL_ERROR: Self = Self(1011);
+    /// 1005: "no status code was actually present". Never sent in a frame; as a code to close
+    /// with it means "send an empty close frame", the answer to a close that carried none.
+    pub const NO_STATUS: Self = Self(1005);
+
+    /// The reason text a server sends with this code.
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            1000 => "Normal closure",
+            1001 => "Going away",
+            1002 => "Protocol error",
+            1003 => "Binary messages are not supported",
+            1007 => "Invalid UTF-8 in a text message",
+            1008 => "Policy violation",
+            1009 => "Message too big",
+            1011 => "Internal error",
+            _ => "",
+        }
+    }
 
     /// Whether a peer may send this code in a close frame.
     ///

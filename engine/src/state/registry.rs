@@ -8,10 +8,10 @@
 //! the vacated place so that its position can be corrected.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use slab::Slab;
 
+use super::msg;
 use crate::ids::{AppIdx, ChanIdx, ConnKey};
 
 /// One channel on one worker.
@@ -19,8 +19,8 @@ use crate::ids::{AppIdx, ChanIdx, ConnKey};
 pub struct Channel {
     /// The app it belongs to.
     pub app: AppIdx,
-    /// Its name, shared with mesh messages.
-    pub name: Arc<str>,
+    /// Its name, shared with the messages to its owner.
+    pub name: msg::Channel,
     /// This worker's subscribers, densely packed.
     pub subs: Vec<ConnKey>,
 }
@@ -52,16 +52,16 @@ impl Registry {
     }
 
     /// Adds `key` to channel `name` (creating it) and returns the channel and the position.
-    pub fn add(&mut self, app: AppIdx, name: &str, key: ConnKey) -> (ChanIdx, u32) {
-        let idx = match self.find(app, name) {
+    pub fn add(&mut self, app: AppIdx, name: &msg::Channel, key: ConnKey) -> (ChanIdx, u32) {
+        let idx = match self.find(app, name.as_str()) {
             Some(idx) => idx,
             None => {
                 let idx = ChanIdx(self.channels.insert(Channel {
                     app,
-                    name: Arc::from(name),
+                    name: name.clone(),
                     subs: Vec::new(),
                 }) as u32);
-                self.index[app.0 as usize].insert(name.into(), idx);
+                self.index[app.0 as usize].insert(name.as_str().into(), idx);
                 idx
             }
         };
@@ -79,7 +79,7 @@ impl Registry {
         let moved = ch.subs.get(pos as usize).copied();
         if ch.subs.is_empty() {
             let ch = self.channels.remove(idx.0 as usize);
-            self.index[ch.app.0 as usize].remove(&*ch.name);
+            self.index[ch.app.0 as usize].remove(ch.name.as_str());
         }
         moved
     }
@@ -99,6 +99,13 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn news() -> msg::Channel {
+        msg::Channel::new(
+            ringcast_protocol::pusher::channel::ChannelName::parse("news", &Default::default())
+                .unwrap(),
+        )
+    }
+
     fn key(i: u32) -> ConnKey {
         ConnKey {
             slot: i,
@@ -109,9 +116,9 @@ mod tests {
     #[test]
     fn removal_reports_the_moved_subscriber_and_drops_empty_channels() {
         let mut r = Registry::new(2);
-        let (c, p0) = r.add(AppIdx(0), "news", key(0));
-        let (_, p1) = r.add(AppIdx(0), "news", key(1));
-        let (_, p2) = r.add(AppIdx(0), "news", key(2));
+        let (c, p0) = r.add(AppIdx(0), &news(), key(0));
+        let (_, p1) = r.add(AppIdx(0), &news(), key(1));
+        let (_, p2) = r.add(AppIdx(0), &news(), key(2));
         assert_eq!((p0, p1, p2), (0, 1, 2));
         assert!(
             r.find(AppIdx(1), "news").is_none(),

@@ -1,0 +1,494 @@
+//! The owner of cluster-wide facts, as a state machine.
+//!
+//! The Pusher API needs answers about the whole server, not one worker: a presence channel's
+//! members counted per user across every tab on every worker, a channel's subscription count,
+//! the last event of a cache channel, whether a signed-in user is online. Each such fact has
+//! exactly one owner, so it never needs a lock and never disagrees with itself. An [`Owner`]
+//! holds the facts of the channels and apps addressed to it (the worker shell decides which,
+//! see `crate::worker`): it is told what changed with [`OwnerMsg`]s and answers with effects,
+//! and every member event of a channel is decided here, in the order the messages arrive.
+//!
+//! Time enters as an argument: cache expiry and the throttle of `subscription_count` are
+//! computed from the `now` of each call.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringcast_protocol::pusher::event::ServerEvent;
+
+use super::Effect;
+use super::msg::{
+    Answer, Channel, ChannelInfo, Join, JoinAnswer, OwnerMsg, Question, ShardMsg, UserId,
+};
+use crate::app::Apps;
+use crate::ids::AppIdx;
+
+/// Channels with more subscribers than this get `subscription_count` at most every
+/// [`COUNT_INTERVAL`], as hosted Pusher does.
+pub const COUNT_THROTTLE_ABOVE: u64 = 100;
+/// The throttle interval of `subscription_count` on large channels.
+pub const COUNT_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+struct Member {
+    sockets: u32,
+    info: String,
+}
+
+#[derive(Debug)]
+struct Cached {
+    data: String,
+    frame: Bytes,
+    expires: Instant,
+}
+
+#[derive(Debug, Default)]
+struct ChannelFacts {
+    subscriptions: u64,
+    members: BTreeMap<UserId, Member>,
+    cache: Option<Cached>,
+    count_sent_at: Option<Instant>,
+    count_dirty: bool,
+}
+
+impl ChannelFacts {
+    fn live_cache(&self, now: Instant) -> Option<&Cached> {
+        self.cache.as_ref().filter(|c| c.expires > now)
+    }
+
+    fn info(&self, now: Instant) -> ChannelInfo {
+        ChannelInfo {
+            subscriptions: self.subscriptions,
+            users: self.members.len() as u64,
+            cache: self.live_cache(now).map(|c| {
+                (
+                    c.data.clone(),
+                    c.expires.saturating_duration_since(now).as_secs(),
+                )
+            }),
+        }
+    }
+
+    /// Whether nothing is left worth keeping: no subscriber, no live cache, no pending count.
+    fn is_idle(&self) -> bool {
+        self.subscriptions == 0 && self.cache.is_none() && !self.count_dirty
+    }
+}
+
+#[derive(Debug, Default)]
+struct UserFacts {
+    online: HashMap<UserId, u32>,
+    /// watched id -> watcher id -> number of the watcher's signed-in connections watching.
+    watchers: HashMap<UserId, HashMap<UserId, u32>>,
+}
+
+/// The facts one owner holds, and the effects its inputs caused.
+#[derive(Debug)]
+pub struct Owner {
+    apps: Arc<Apps>,
+    max_members: usize,
+    channels: Vec<HashMap<Channel, ChannelFacts>>,
+    users: Vec<UserFacts>,
+    dirty_counts: Vec<(AppIdx, Channel)>,
+    effects: VecDeque<Effect>,
+}
+
+impl Owner {
+    /// An owner of nothing yet, for every app of `apps`, admitting at most `max_members`
+    /// distinct users per presence channel.
+    pub fn new(apps: Arc<Apps>, max_members: usize) -> Owner {
+        let n = apps.len();
+        Owner {
+            apps,
+            max_members,
+            channels: (0..n).map(|_| HashMap::new()).collect(),
+            users: (0..n).map(|_| UserFacts::default()).collect(),
+            dirty_counts: Vec::new(),
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// The next effect to carry out.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// Acts on a message addressed to this owner.
+    pub fn handle(&mut self, msg: OwnerMsg, now: Instant) {
+        match msg {
+            OwnerMsg::Join(join) => self.join(join, now),
+            OwnerMsg::Leave { app, channel, user } => self.leave(app, channel, user, now),
+            OwnerMsg::Cache {
+                app,
+                channel,
+                data,
+                frame,
+            } => {
+                let ttl = Duration::from_secs(self.apps.get(app).cfg.cache_ttl);
+                let facts = self.channels[app.0 as usize].entry(channel).or_default();
+                facts.cache = Some(Cached {
+                    data,
+                    frame,
+                    expires: now + ttl,
+                });
+            }
+            OwnerMsg::Signin {
+                app,
+                user,
+                watchlist,
+                from,
+                conn,
+            } => {
+                let facts = &mut self.users[app.0 as usize];
+                let count = facts.online.entry(user.clone()).or_insert(0);
+                *count += 1;
+                let came_online = *count == 1;
+                for id in &watchlist {
+                    *facts
+                        .watchers
+                        .entry(id.clone())
+                        .or_default()
+                        .entry(user.clone())
+                        .or_insert(0) += 1;
+                }
+                if !watchlist.is_empty() {
+                    let (online, offline): (Vec<&str>, Vec<&str>) = watchlist
+                        .iter()
+                        .map(|id| &**id)
+                        .partition(|id| facts.online.contains_key(*id));
+                    let frame = ServerEvent::WatchlistEvents {
+                        online: &online,
+                        offline: &offline,
+                    }
+                    .to_frame();
+                    self.effects.push_back(Effect::ToShard(
+                        from,
+                        ShardMsg::ToConn {
+                            conn,
+                            frames: vec![frame],
+                        },
+                    ));
+                }
+                if came_online {
+                    self.notify_watchers(app, &user, true);
+                }
+            }
+            OwnerMsg::Signout {
+                app,
+                user,
+                watchlist,
+            } => {
+                let facts = &mut self.users[app.0 as usize];
+                for id in &watchlist {
+                    if let Some(w) = facts.watchers.get_mut(id) {
+                        if let Some(n) = w.get_mut(&user) {
+                            *n -= 1;
+                            if *n == 0 {
+                                w.remove(&user);
+                            }
+                        }
+                        if w.is_empty() {
+                            facts.watchers.remove(id);
+                        }
+                    }
+                }
+                let went_offline = match facts.online.get_mut(&user) {
+                    Some(n) if *n > 1 => {
+                        *n -= 1;
+                        false
+                    }
+                    Some(_) => {
+                        facts.online.remove(&user);
+                        true
+                    }
+                    None => false,
+                };
+                if went_offline {
+                    self.notify_watchers(app, &user, false);
+                }
+            }
+        }
+    }
+
+    fn join(&mut self, join: Join, now: Instant) {
+        let max_members = self.max_members;
+        let facts = self.channels[join.app.0 as usize]
+            .entry(join.channel.clone())
+            .or_default();
+        let mut new_member = None;
+        if let Some((user, info)) = &join.member {
+            let full = facts.members.len() >= max_members;
+            match facts.members.get_mut(user) {
+                Some(m) => m.sockets += 1,
+                None if full => {
+                    let msg = format!("Presence channel is full ({max_members} members)");
+                    let frame = ServerEvent::SubscriptionError {
+                        channel: join.channel.as_str(),
+                        error_type: "LimitReached",
+                        error: &msg,
+                        status: 403,
+                    }
+                    .to_frame();
+                    if facts.is_idle() {
+                        self.channels[join.app.0 as usize].remove(&join.channel);
+                    }
+                    let answer = JoinAnswer {
+                        conn: join.conn,
+                        app: join.app,
+                        channel: join.channel,
+                        user: None,
+                        accepted: false,
+                        frames: vec![frame],
+                    };
+                    self.effects
+                        .push_back(Effect::ToShard(join.from, ShardMsg::JoinAnswer(answer)));
+                    return;
+                }
+                None => {
+                    facts.members.insert(
+                        user.clone(),
+                        Member {
+                            sockets: 1,
+                            info: info.clone(),
+                        },
+                    );
+                    new_member = Some((user.clone(), info.clone()));
+                }
+            }
+        }
+        facts.subscriptions += 1;
+        if join.reply {
+            let mut frames = Vec::with_capacity(2);
+            let name = join.channel.as_str();
+            if join.member.is_some() {
+                let members: Vec<(&str, &str)> = facts
+                    .members
+                    .iter()
+                    .map(|(id, m)| (&**id, m.info.as_str()))
+                    .collect();
+                frames.push(
+                    ServerEvent::PresenceSubscriptionSucceeded {
+                        channel: name,
+                        members: &members,
+                    }
+                    .to_frame(),
+                );
+            } else {
+                frames.push(ServerEvent::SubscriptionSucceeded { channel: name }.to_frame());
+            }
+            if join.channel.is_cache() {
+                frames.push(match facts.live_cache(now) {
+                    Some(c) => c.frame.clone(),
+                    None => ServerEvent::CacheMiss { channel: name }.to_frame(),
+                });
+            }
+            let answer = JoinAnswer {
+                conn: join.conn,
+                app: join.app,
+                channel: join.channel.clone(),
+                user: join.member.as_ref().map(|(u, _)| u.clone()),
+                accepted: true,
+                frames,
+            };
+            self.effects
+                .push_back(Effect::ToShard(join.from, ShardMsg::JoinAnswer(answer)));
+        }
+        if let Some((user, info)) = new_member {
+            // Pusher docs: member_added goes to the other members, not the joiner.
+            let frame = ServerEvent::MemberAdded {
+                channel: join.channel.as_str(),
+                user_id: &user,
+                user_info: &info,
+            }
+            .to_frame();
+            self.publish(join.app, &join.channel, frame, Some(join.socket_id));
+        }
+        if join.member.is_none() {
+            self.count_changed(join.app, &join.channel, now);
+        }
+    }
+
+    fn leave(&mut self, app: AppIdx, channel: Channel, user: Option<UserId>, now: Instant) {
+        let map = &mut self.channels[app.0 as usize];
+        let Some(facts) = map.get_mut(&channel) else {
+            return;
+        };
+        facts.subscriptions = facts.subscriptions.saturating_sub(1);
+        let mut removed = None;
+        if let Some(user) = user
+            && let Some(m) = facts.members.get_mut(&user)
+        {
+            m.sockets -= 1;
+            if m.sockets == 0 {
+                facts.members.remove(&user);
+                removed = Some(user);
+            }
+        }
+        if facts.is_idle() {
+            map.remove(&channel);
+        }
+        if let Some(user) = removed {
+            let frame = ServerEvent::MemberRemoved {
+                channel: channel.as_str(),
+                user_id: &user,
+            }
+            .to_frame();
+            self.publish(app, &channel, frame, None);
+        }
+        if !channel.is_presence() {
+            self.count_changed(app, &channel, now);
+        }
+    }
+
+    fn publish(
+        &mut self,
+        app: AppIdx,
+        channel: &Channel,
+        frame: Bytes,
+        except: Option<ringcast_protocol::pusher::socket_id::SocketId>,
+    ) {
+        self.effects.push_back(Effect::ToAll(ShardMsg::Publish {
+            app,
+            channel: channel.clone(),
+            frame,
+            except,
+        }));
+    }
+
+    /// Publishes `pusher_internal:subscription_count` for a changed channel when the app
+    /// enables it, throttled on large channels.
+    fn count_changed(&mut self, app: AppIdx, channel: &Channel, now: Instant) {
+        if !self.apps.get(app).cfg.subscription_count {
+            return;
+        }
+        let Some(facts) = self.channels[app.0 as usize].get_mut(channel) else {
+            return;
+        };
+        let throttled = facts.subscriptions > COUNT_THROTTLE_ABOVE
+            && facts
+                .count_sent_at
+                .is_some_and(|t| now.duration_since(t) < COUNT_INTERVAL);
+        if throttled {
+            if !facts.count_dirty {
+                facts.count_dirty = true;
+                self.dirty_counts.push((app, channel.clone()));
+            }
+            return;
+        }
+        facts.count_sent_at = Some(now);
+        facts.count_dirty = false;
+        let count = facts.subscriptions;
+        if count == 0 {
+            return;
+        }
+        let frame = ServerEvent::SubscriptionCount {
+            channel: channel.as_str(),
+            count,
+        }
+        .to_frame();
+        self.publish(app, channel, frame, None);
+    }
+
+    /// The periodic step: sends the throttled subscription counts that are due and forgets
+    /// expired caches of empty channels.
+    pub fn tick(&mut self, now: Instant) {
+        let dirty = std::mem::take(&mut self.dirty_counts);
+        for (app, channel) in dirty {
+            let map = &mut self.channels[app.0 as usize];
+            let due = map.get(&channel).is_some_and(|f| {
+                f.count_sent_at
+                    .is_none_or(|t| now.duration_since(t) >= COUNT_INTERVAL)
+            });
+            if !due {
+                self.dirty_counts.push((app, channel));
+                continue;
+            }
+            if let Some(f) = map.get_mut(&channel) {
+                f.count_dirty = false;
+                f.count_sent_at = None;
+            }
+            self.count_changed(app, &channel, now);
+            let map = &mut self.channels[app.0 as usize];
+            if map.get(&channel).is_some_and(ChannelFacts::is_idle) {
+                map.remove(&channel);
+            }
+        }
+        for map in &mut self.channels {
+            map.retain(|_, f| {
+                if f.cache.as_ref().is_some_and(|c| c.expires <= now) {
+                    f.cache = None;
+                }
+                !f.is_idle()
+            });
+        }
+    }
+
+    /// Answers a question about the facts this owner holds.
+    pub fn answer(&self, q: &Question, now: Instant) -> Answer {
+        match q {
+            Question::Channel { app, channel } => Answer::Channel(
+                self.channels[app.0 as usize]
+                    .get(channel)
+                    .map(|f| f.info(now))
+                    .unwrap_or_default(),
+            ),
+            Question::Channels { app, prefix } => Answer::Channels(
+                self.channels[app.0 as usize]
+                    .iter()
+                    .filter(|(name, f)| {
+                        f.subscriptions > 0 && name.as_str().starts_with(prefix.as_str())
+                    })
+                    .map(|(name, f)| (name.clone(), f.info(now)))
+                    .collect(),
+            ),
+            Question::Users { app, channel } => Answer::Users(
+                self.channels[app.0 as usize]
+                    .get(channel)
+                    .map(|f| f.members.keys().cloned().collect())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    fn notify_watchers(&mut self, app: AppIdx, user: &UserId, online: bool) {
+        let watchers: Vec<UserId> = self.users[app.0 as usize]
+            .watchers
+            .get(user)
+            .map(|w| w.keys().cloned().collect())
+            .unwrap_or_default();
+        if watchers.is_empty() {
+            return;
+        }
+        let ids = [&**user];
+        let (on, off): (&[&str], &[&str]) = if online { (&ids, &[]) } else { (&[], &ids) };
+        let frame = ServerEvent::WatchlistEvents {
+            online: on,
+            offline: off,
+        }
+        .to_frame();
+        for w in watchers {
+            self.effects.push_back(Effect::ToAll(ShardMsg::ToUser {
+                app,
+                user: w,
+                frame: frame.clone(),
+            }));
+        }
+    }
+
+    /// Presence members of a channel with the number of connections each has in it: what the
+    /// harness checks its invariants against.
+    pub fn members(&self, app: AppIdx, channel: &Channel) -> Vec<(UserId, u32)> {
+        self.channels[app.0 as usize]
+            .get(channel)
+            .map(|f| {
+                f.members
+                    .iter()
+                    .map(|(id, m)| (id.clone(), m.sockets))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
