@@ -264,6 +264,9 @@ impl Config {
             self.limits.max_outbound_bytes =
                 parse(v, "RINGCAST_MAX_OUTBOUND_BYTES", "a size in bytes")?;
         }
+        if let Some(v) = vars.get("RINGCAST_MAX_MESH_BYTES") {
+            self.limits.max_mesh_bytes = parse(v, "RINGCAST_MAX_MESH_BYTES", "a size in bytes")?;
+        }
         if let Some(v) = vars.get("RINGCAST_SHUTDOWN_TIMEOUT") {
             self.shutdown_timeout =
                 Duration::from_secs(parse(v, "RINGCAST_SHUTDOWN_TIMEOUT", "seconds")?);

@@ -176,6 +176,24 @@ fn worker_main(
                 panic!("fault injection: worker {} panics", id.0);
             });
         }
+        // Test-only: the last worker stops serving for a while (its thread blocks), as a
+        // worker that cannot keep up with its inbox would.
+        #[cfg(feature = "fault-injection")]
+        if id.0 as usize + 1 == shared.mesh.len()
+            && let Some((at, ms)) = std::env::var("RINGCAST_FAULT_STALL_AT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .zip(
+                    std::env::var("RINGCAST_FAULT_STALL_MS")
+                        .ok()
+                        .and_then(|v| v.parse().ok()),
+                )
+        {
+            monoio::spawn(async move {
+                monoio::time::sleep(Duration::from_millis(at)).await;
+                std::thread::sleep(Duration::from_millis(ms));
+            });
+        }
         inbox_loop(worker, inbox, shared.config.shutdown_timeout).await;
     });
 }
