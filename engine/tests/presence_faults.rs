@@ -1,0 +1,164 @@
+//! Presence faults found by reading the engine: a joiner closed as a slow consumer during its
+//! own join must leave no ghost member behind.
+//!
+//! With one worker the channel's owner is always local. A joiner whose outbound queue is
+//! almost full gets its `subscription_succeeded` (the member list) queued past the bound and is
+//! closed with 4100 while its join is being answered. The other members must then see
+//! `member_added` for it before `member_removed`, never the other way round (which would leave
+//! it in their member lists for good).
+
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use ringcast_protocol::pusher::auth::channel_auth;
+use serde_json::json;
+use support::*;
+
+/// The server socket's send queue (server `port` to the client's `client_port`) and the
+/// client socket's receive queue, in bytes, from `/proc/net/tcp`.
+fn kernel_queues(port: u16, client_port: u16) -> (u64, u64) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = |p: u16| format!("0100007F:{p:04X}");
+    let (mut tx, mut rx) = (0, 0);
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (t, r) = f[4].split_once(':').unwrap();
+        if f[1] == local(port) && f[2] == local(client_port) {
+            tx = u64::from_str_radix(t, 16).unwrap();
+        } else if f[1] == local(client_port) && f[2] == local(port) {
+            rx = u64::from_str_radix(r, 16).unwrap();
+        }
+    }
+    (tx, rx)
+}
+
+const MEMBERS: usize = 25;
+
+/// A Pusher client whose socket has a 4 KiB receive buffer, so that what the server sends it
+/// fills the kernel quickly once it stops reading.
+fn small_window_client(port: u16) -> (Ws, String) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    sock.connect(&addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = sock.into();
+    let path = format!("/app/{APP_KEY}?protocol=7&client=js&version=8.6.0&flash=false");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut ws = Ws::from_stream(stream);
+    let ev = ws.recv_event();
+    assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
+    let data: serde_json::Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
+    (ws, data["socket_id"].as_str().unwrap().to_string())
+}
+
+fn join(ws: &mut Ws, sid: &str, user: &str, info: &str) {
+    let data = json!({"user_id": user, "user_info": {"bio": info}}).to_string();
+    let auth = channel_auth(APP_KEY, APP_SECRET, sid, "presence-room", Some(&data));
+    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":"presence-room","auth":auth,"channel_data":data}}));
+}
+
+#[test]
+fn a_joiner_closed_during_its_own_join_leaves_no_ghost_member() {
+    let server = Server::start(
+        &["--workers", "1"],
+        &[
+            // The smallest queue the server allows with 10,000-byte messages.
+            ("RINGCAST_MAX_OUTBOUND_BYTES", "20064"),
+        ],
+    );
+    // 25 members with 900 bytes of user_info each: the member list is over 22 KB, more than
+    // the joiner's whole queue may hold.
+    let bio = "b".repeat(900);
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        let (mut ws, sid) = server.client();
+        join(&mut ws, &sid, &format!("m{i}"), &bio);
+        loop {
+            let ev = ws.recv_event();
+            if ev["event"] == "pusher_internal:subscription_succeeded" {
+                break;
+            }
+        }
+        members.push(ws);
+    }
+    for (i, ws) in members.iter_mut().enumerate() {
+        // Each earlier member hears of the later ones.
+        for _ in i + 1..MEMBERS {
+            assert_eq!(
+                ws.recv_event()["event"],
+                "pusher_internal:member_added",
+                "member m{i}"
+            );
+        }
+    }
+    // The joiner, with a small receive buffer, stops reading. Its public channel is filled
+    // until the kernel takes less than half of an event: what waits in the server's queue is
+    // then under 15 KB, under its bound, and the member list passes it.
+    let (mut joiner, sid) = small_window_client(server.port);
+    joiner.subscribe("fill");
+    let client_port = joiner.stream.local_addr().unwrap().port();
+    let mut http = Http::connect(server.port);
+    let data = "d".repeat(10_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (tx0, rx0) = kernel_queues(server.port, client_port);
+        assert_eq!(http.trigger(&["fill"], "fill", &data, None).status, 200);
+        let (tx1, rx1) = kernel_queues(server.port, client_port);
+        if (tx1 + rx1).saturating_sub(tx0 + rx0) < 5_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the kernel never filled up");
+    }
+    join(&mut joiner, &sid, "ghost", "g");
+    joiner.stream.flush().unwrap();
+    // The joiner is closed as a slow consumer, after what it had been sent (read now: a peer
+    // that takes nothing for 5 s is reset).
+    assert_eq!(joiner.recv_close(), Some(4100));
+    // What every other member sees of the joiner, in order.
+    for (i, ws) in members.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let ev = ws.recv_event();
+            let name = ev["event"].as_str().unwrap().to_string();
+            if name.starts_with("pusher_internal:member_") {
+                let d: serde_json::Value =
+                    serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
+                assert_eq!(d["user_id"], "ghost", "member m{i}: {ev}");
+                seen.push(name);
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "pusher_internal:member_added",
+                "pusher_internal:member_removed"
+            ],
+            "member m{i} must see the joiner arrive and then leave"
+        );
+        ws.expect_silence(Duration::from_millis(300));
+    }
+    // And the server's own list agrees.
+    let users = http.signed(
+        "GET",
+        &format!("/apps/{APP_ID}/channels/presence-room/users"),
+        &[],
+        "",
+    );
+    assert_eq!(users.status, 200, "{}", users.body);
+    let mut ids: Vec<String> = users.json()["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..MEMBERS).map(|i| format!("m{i}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+}
