@@ -29,7 +29,11 @@ pub enum ClientEvents {
 }
 
 /// One app's settings.
-#[derive(Clone, Debug, Deserialize)]
+///
+/// Its `Debug` output shows every field but the secret, which prints as `[redacted]`: settings
+/// end up in logs and panic messages (and [`Config`] and [`crate::app::App`] show their apps
+/// through this impl), and a secret there signs anything.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppConfig {
     /// The app id the HTTP API uses in its paths (`/apps/{id}/...`).
@@ -65,6 +69,44 @@ pub struct AppConfig {
     pub watchlist_events: bool,
 }
 
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            id,
+            key,
+            secret: _,
+            enabled,
+            activity_timeout,
+            ping_interval,
+            pong_timeout,
+            max_message_size,
+            max_connections,
+            allowed_origins,
+            accept_client_events_from,
+            subscription_count,
+            cache_ttl,
+            watchlist_events,
+        } = self;
+        f.debug_struct("AppConfig")
+            .field("id", id)
+            .field("key", key)
+            .field("secret", &format_args!("[redacted]"))
+            .field("enabled", enabled)
+            .field("activity_timeout", activity_timeout)
+            .field("ping_interval", ping_interval)
+            .field("pong_timeout", pong_timeout)
+            .field("max_message_size", max_message_size)
+            .field("max_connections", max_connections)
+            .field("allowed_origins", allowed_origins)
+            .field("accept_client_events_from", accept_client_events_from)
+            .field("subscription_count", subscription_count)
+            .field("cache_ttl", cache_ttl)
+            .field("watchlist_events", watchlist_events)
+            .finish()
+    }
+}
+
 impl Default for AppConfig {
     fn default() -> Self {
         Self {
@@ -86,7 +128,7 @@ impl Default for AppConfig {
     }
 }
 
-/// The whole server's settings.
+/// The whole server's settings. Safe to log: `Debug` shows the apps without their secrets.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Address to listen on.
@@ -539,5 +581,37 @@ mod tests {
         };
         let e = Config::load(&flags, &dir, &HashMap::new()).unwrap_err();
         assert!(e.to_string().contains("cannot read config file"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let dir = tmpdir("redact");
+        let secret = "s3cret-that-must-not-leak";
+        let cfg = Config::load(
+            &Overrides::default(),
+            &dir,
+            &env(&[
+                ("REVERB_APP_ID", "1"),
+                ("REVERB_APP_KEY", "k"),
+                ("REVERB_APP_SECRET", secret),
+            ]),
+        )
+        .unwrap();
+        let apps = crate::app::Apps::new(&cfg.apps);
+        let app = apps.by_key("k").unwrap();
+        for shown in [
+            format!("{cfg:?}"),
+            format!("{cfg:#?}"),
+            format!("{:?}", cfg.apps[0]),
+            format!("{app:?}"),
+            format!("{apps:?}"),
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+            assert!(
+                shown.contains("key: \"k\""),
+                "the rest is still shown: {shown}"
+            );
+        }
     }
 }
