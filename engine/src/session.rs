@@ -108,6 +108,7 @@ type Upgraded = (ConnKey, usize, BytesMut);
 async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Option<Upgraded> {
     let shared = worker.borrow().shared.clone();
     let handshake_timeout = Duration::from_millis(shared.config.limits.handshake_timeout_ms);
+    let wt = shared.config.write_timeout;
     let mut buf = BytesMut::new();
     // The whole head of the first request must arrive within the handshake timeout (a client
     // trickling bytes does not extend it); later requests on a kept-alive API connection get
@@ -120,15 +121,15 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = write_all(&stream, &e.response()).await;
+                    let _ = write_all(&stream, &e.response(), wt).await;
                     return None;
                 }
             }
             match read_more(&worker, &stream, &mut buf, deadline).await {
                 Ok(true) => {}
                 Ok(false) if !buf.is_empty() => {
-                    let _ = write_all(&stream, &http::json_error(408, "Request timed out", false))
-                        .await;
+                    let resp = http::json_error(408, "Request timed out", false);
+                    let _ = write_all(&stream, &resp, wt).await;
                     return None;
                 }
                 _ => return None,
@@ -139,12 +140,12 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
         match what {
             Target::Health => {
                 let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
-                if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
+                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }
             }
             Target::NotFound => {
-                let _ = write_all(&stream, &http::json_error(404, "Not found", false)).await;
+                let _ = write_all(&stream, &http::json_error(404, "Not found", false), wt).await;
                 return None;
             }
             Target::Api(path) => {
@@ -158,7 +159,7 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 let body = buf.split_to(req.content_length).to_vec();
                 // Boxed: the API's state is large and only exists while a request is served.
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
-                if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
+                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }
             }
@@ -206,11 +207,27 @@ async fn read_more(
 
 /// Writes all of `data`, waiting for writability when the socket is full. Used before a
 /// connection is in the slab (HTTP responses, the upgrade).
-async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+///
+/// Each wait for room lasts at most `timeout` (the `write_timeout_ms` setting). The wait
+/// restarts whenever the client takes bytes, as nginx's `send_timeout`: a large answer still
+/// reaches a slow reader, and a client that stops reading is given up on instead of holding
+/// this task for ever. Giving up resets the connection ([`sys::abort`]), so that the kernel
+/// frees the unsent bytes at once rather than retrying them for minutes; the error is
+/// `TimedOut`.
+async fn write_all(stream: &TcpStream, mut data: &[u8], timeout: Duration) -> io::Result<()> {
+    let fd = stream.as_raw_fd();
     while !data.is_empty() {
-        match sys::sendv(stream.as_raw_fd(), &[IoSlice::new(data)]) {
+        match sys::sendv(fd, &[IoSlice::new(data)]) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable(false).await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match monoio::time::timeout(timeout, stream.writable(false)).await {
+                    Ok(ready) => ready?,
+                    Err(_) => {
+                        sys::abort(fd);
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -227,10 +244,11 @@ async fn websocket(
     what: Target,
     leftover: BytesMut,
 ) -> Option<Upgraded> {
+    let wt = worker.borrow().shared.config.write_timeout;
     let up = match handshake::validate_upgrade(&req) {
         Ok(up) => up,
         Err(e) => {
-            let _ = write_all(&stream, &e.response()).await;
+            let _ = write_all(&stream, &e.response(), wt).await;
             return None;
         }
     };
@@ -256,7 +274,7 @@ async fn websocket(
                 .to_frame(),
             );
             out.extend_from_slice(&encode::close(code, reason));
-            if write_all(&stream, &out).await.is_ok() {
+            if write_all(&stream, &out, wt).await.is_ok() {
                 sys::shutdown(stream.as_raw_fd(), false, true);
                 let mut sink = BytesMut::new();
                 let deadline = Instant::now() + Duration::from_secs(5);
@@ -267,7 +285,7 @@ async fn websocket(
             return None;
         }
     };
-    let written = write_all(&stream, &out).await;
+    let written = write_all(&stream, &out, wt).await;
     drop(out);
     if written.is_err() {
         worker.borrow_mut().remove(key);
