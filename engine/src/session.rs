@@ -36,6 +36,17 @@ use crate::worker::Worker;
 /// Seconds an HTTP API connection may sit idle between requests.
 const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(120);
 
+/// Most bytes of a refused request's body that are read and discarded so that its client can
+/// read the answer (see [`refuse`]): 8 MiB, 32 times the default `max_request_size`. A client
+/// still sending more than that is reset; its upload costs more than the answer is worth.
+const DRAIN_MAX_BODY: usize = 8 << 20;
+/// Bytes discarded beyond the declared body: what a client may send after a request that was
+/// refused at its head (a pipelined request, the frames after a refused upgrade).
+const DRAIN_SLACK: usize = 64 << 10;
+/// Longest a refused connection is drained, in total: nginx's `lingering_timeout`. On the
+/// networks between an app and its broadcaster 8 MiB takes well under a second.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 /// Accepts connections until the worker shuts down.
 pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
     loop {
@@ -121,7 +132,14 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = write_all(&stream, &e.response(), wt).await;
+                    let unread = match e {
+                        http::HttpError::BodyTooLarge { length, .. } => {
+                            let length = usize::try_from(length).unwrap_or(usize::MAX);
+                            length.saturating_sub(body_bytes_in(&buf))
+                        }
+                        _ => 0,
+                    };
+                    Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
                     return None;
                 }
             }
@@ -129,7 +147,7 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 Ok(true) => {}
                 Ok(false) if !buf.is_empty() => {
                     let resp = http::json_error(408, "Request timed out", false);
-                    let _ = write_all(&stream, &resp, wt).await;
+                    Box::pin(refuse(&worker, &stream, &resp, 0, wt)).await;
                     return None;
                 }
                 _ => return None,
@@ -145,7 +163,9 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 }
             }
             Target::NotFound => {
-                let _ = write_all(&stream, &http::json_error(404, "Not found", false), wt).await;
+                let resp = http::json_error(404, "Not found", false);
+                let unread = req.content_length.saturating_sub(buf.len());
+                Box::pin(refuse(&worker, &stream, &resp, unread, wt)).await;
                 return None;
             }
             Target::Api(path) => {
@@ -205,6 +225,55 @@ async fn read_more(
     }
 }
 
+/// The bytes after the end of the request head in `buf` (none while the head is incomplete).
+fn body_bytes_in(buf: &[u8]) -> usize {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |end| buf.len() - end - 4)
+}
+
+/// Writes `answer` to a request that is refused and ends the connection so that the client can
+/// read the answer, as nginx's lingering close does.
+///
+/// A request refused at its head (413, 404, a bad upgrade) is answered while its client may
+/// still be sending the body, and closing a socket with unread bytes makes the kernel send a
+/// reset, which destroys the answer at the client before it reads it (or breaks its pipe while
+/// it still writes). So after the answer the write side is shut down (the client sees the end
+/// of the answer), and what the client still sends is read and thrown away, into the worker's
+/// scratch buffer, until it closes its side, for at most the `unread` body bytes it declared
+/// (capped at [`DRAIN_MAX_BODY`]) plus [`DRAIN_SLACK`], and for at most [`DRAIN_TIME`]. Then
+/// the socket is closed, with nothing unread in the usual case.
+async fn refuse(
+    worker: &Rc<RefCell<Worker>>,
+    stream: &TcpStream,
+    answer: &[u8],
+    unread: usize,
+    write_timeout: Duration,
+) {
+    if write_all(stream, answer, write_timeout).await.is_err() {
+        return;
+    }
+    let fd = stream.as_raw_fd();
+    sys::shutdown(fd, false, true);
+    let mut budget = unread.min(DRAIN_MAX_BODY) + DRAIN_SLACK;
+    let deadline = Instant::now() + DRAIN_TIME;
+    while budget > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(wait, stream.readable(false)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+        let mut w = worker.borrow_mut();
+        match sys::recv(fd, &mut w.scratch) {
+            Ok(0) => return,
+            Ok(n) => budget = budget.saturating_sub(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// Writes all of `data`, waiting for writability when the socket is full. Used before a
 /// connection is in the slab (HTTP responses, the upgrade).
 ///
@@ -248,7 +317,8 @@ async fn websocket(
     let up = match handshake::validate_upgrade(&req) {
         Ok(up) => up,
         Err(e) => {
-            let _ = write_all(&stream, &e.response(), wt).await;
+            let unread = req.content_length.saturating_sub(leftover.len());
+            Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
             return None;
         }
     };
@@ -274,14 +344,7 @@ async fn websocket(
                 .to_frame(),
             );
             out.extend_from_slice(&encode::close(code, reason));
-            if write_all(&stream, &out, wt).await.is_ok() {
-                sys::shutdown(stream.as_raw_fd(), false, true);
-                let mut sink = BytesMut::new();
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while let Ok(true) = read_more(&worker, &stream, &mut sink, deadline).await {
-                    sink.clear();
-                }
-            }
+            Box::pin(refuse(&worker, &stream, &out, 0, wt)).await;
             return None;
         }
     };
