@@ -23,6 +23,7 @@ use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 use ringcast_protocol::api::route::strip_prefix;
 use ringcast_protocol::http::{self, Request};
+use ringcast_protocol::pusher::error::PusherCode;
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::ws::close::CloseCode;
 use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig};
@@ -335,15 +336,15 @@ async fn websocket(
             out.extend_from_slice(&hello);
             (key, max)
         }
-        Err((code, reason)) => {
+        Err(refusal) => {
             out.extend_from_slice(
                 &ServerEvent::Error {
-                    code: Some(code),
-                    message: reason,
+                    code: Some(refusal.code()),
+                    message: refusal.message(),
                 }
                 .to_frame(),
             );
-            out.extend_from_slice(&encode::close(code, reason));
+            out.extend_from_slice(&encode::close(refusal.code(), refusal.message()));
             Box::pin(refuse(&worker, &stream, &out, 0, wt)).await;
             return None;
         }
@@ -358,16 +359,18 @@ async fn websocket(
 }
 
 /// Decides whether an upgrade may become a connection, and adds it: returns its key, its
-/// message limit and the first frame to send (`connection_established`), or the Pusher code
-/// and reason it is refused with.
+/// message limit and the first frame to send (`connection_established`), or the Pusher code it
+/// is refused with (sent as a `pusher:error` and as the close frame, with the code's text).
 fn admit(
     w: &mut Worker,
     stream: &Rc<TcpStream>,
     up: &handshake::Upgrade,
     what: Target,
-) -> Result<(ConnKey, usize, bytes::Bytes), (u16, &'static str)> {
+) -> Result<(ConnKey, usize, bytes::Bytes), PusherCode> {
+    // pusher-js reconnects at once on 4200, and by then another server (or this one,
+    // restarted) takes the connection.
     if w.shutting_down {
-        return Err((4200, "Server shutting down"));
+        return Err(PusherCode::Reconnect);
     }
     let shared = w.shared.clone();
     let app_key = match what {
@@ -381,28 +384,28 @@ fn admit(
             ));
         }
         Target::App(k) => k,
-        _ => return Err((4005, "Path not found")),
+        _ => return Err(PusherCode::PathNotFound),
     };
     let Some(app) = shared.apps.by_key(&app_key) else {
-        return Err((4001, "Application does not exist"));
+        return Err(PusherCode::AppNotFound);
     };
     if !app.cfg.enabled {
-        return Err((4003, "Application is disabled"));
+        return Err(PusherCode::AppDisabled);
     }
     if !app.origin_allowed(up.origin.as_deref()) {
-        return Err((4009, "Origin not allowed"));
+        return Err(PusherCode::Unauthorized);
     }
     let protocol = query_param(&up.query, "protocol");
     match protocol.as_deref() {
-        None | Some("") => return Err((4008, "No protocol version supplied")),
+        None | Some("") => return Err(PusherCode::NoProtocol),
         Some(v) => match v.parse::<u32>() {
             Ok(5..=7) => {}
-            Ok(_) => return Err((4007, "Unsupported protocol version")),
-            Err(_) => return Err((4006, "Invalid version string format")),
+            Ok(_) => return Err(PusherCode::UnsupportedProtocol),
+            Err(_) => return Err(PusherCode::InvalidVersion),
         },
     }
     if !app.try_connect() {
-        return Err((4004, "Application is over connection quota"));
+        return Err(PusherCode::OverQuota);
     }
     let sid = w.new_socket_id();
     let key = w.insert(stream.clone(), Some(app.idx), sid);
