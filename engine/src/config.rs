@@ -220,6 +220,7 @@ struct FileConfig {
     client_events_per_second: Option<u32>,
     auth_timestamp_skew_secs: Option<u64>,
     max_outbound_bytes: Option<usize>,
+    max_mesh_bytes: Option<usize>,
     handshake_timeout_ms: Option<u64>,
     apps: Vec<AppConfig>,
 }
@@ -333,6 +334,7 @@ impl Config {
             client_events_per_second,
             auth_timestamp_skew_secs,
             max_outbound_bytes,
+            max_mesh_bytes,
             handshake_timeout_ms,
         );
         self.apps = file.apps;

@@ -130,6 +130,7 @@ fn every_numeric_setting_refuses_zero_and_nonsense_naming_itself() {
             "write_timeout_ms",
         ),
         ("max_outbound_bytes = 0", "", "max_outbound_bytes"),
+        ("max_mesh_bytes = 0", "", "max_mesh_bytes"),
         ("max_request_size = 0", "", "max_request_size"),
         ("max_request_head = 0", "", "max_request_head"),
         ("max_request_head = 100", "", "max_request_head"),
@@ -212,7 +213,8 @@ fn every_limit_is_a_toml_key() {
         max_channels_per_connection = 501\nmax_presence_members = 101\n\
         max_user_info_bytes = 2001\nmax_user_id_len = 129\nmax_watchlist = 61\n\
         client_events_per_second = 21\nauth_timestamp_skew_secs = 301\n\
-        max_outbound_bytes = 3000001\nhandshake_timeout_ms = 7001\nwrite_timeout_ms = 6001";
+        max_outbound_bytes = 3000001\nmax_mesh_bytes = 5000001\nhandshake_timeout_ms = 7001\n\
+        write_timeout_ms = 6001";
     let cfg = load_file("limits", top, "max_message_size = 20001").unwrap();
     let expected = Limits {
         max_request_head: 4001,
@@ -234,6 +236,7 @@ fn every_limit_is_a_toml_key() {
         auth_timestamp_skew_secs: 301,
         max_outbound_bytes: 3_000_001,
         handshake_timeout_ms: 7001,
+        max_mesh_bytes: 5_000_001,
     };
     // Every value above differs from its default, so each key is seen to arrive.
     assert_eq!(cfg.limits, expected);

@@ -104,6 +104,13 @@ impl Config {
                 "at least 1 byte",
             ),
             rule(
+                "max_mesh_bytes",
+                Some("RINGCAST_MAX_MESH_BYTES"),
+                l.max_mesh_bytes,
+                ANY,
+                "at least 1 byte",
+            ),
+            rule(
                 "max_request_size",
                 Some("REVERB_MAX_REQUEST_SIZE"),
                 l.max_request_body,
