@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::config::AppConfig;
 use crate::ids::AppIdx;
 
-/// One app at run time.
+/// One app at run time. Its `Debug` output shows the settings without the secret (see
+/// [`AppConfig`]'s `Debug`).
 #[derive(Debug)]
 pub struct App {
     /// Its index in the table.

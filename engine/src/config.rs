@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod validate;
+
 use rand::Rng;
 use ringcast_protocol::Limits;
 use serde::Deserialize;
@@ -29,7 +31,11 @@ pub enum ClientEvents {
 }
 
 /// One app's settings.
-#[derive(Clone, Debug, Deserialize)]
+///
+/// Its `Debug` output shows every field but the secret, which prints as `[redacted]`: settings
+/// end up in logs and panic messages (and [`Config`] and [`crate::app::App`] show their apps
+/// through this impl), and a secret there signs anything.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppConfig {
     /// The app id the HTTP API uses in its paths (`/apps/{id}/...`).
@@ -41,16 +47,20 @@ pub struct AppConfig {
     /// Whether the app accepts connections (4003 when not).
     pub enabled: bool,
     /// Seconds of silence after which pusher-js pings (sent in `connection_established`).
-    /// Default 30, Reverb's default.
+    /// Default 30, Reverb's default; from 1 to 2,147,483 (what pusher-js's timer can hold).
     pub activity_timeout: u32,
-    /// Seconds of silence after which the server pings a connection. Default 60, as Reverb.
+    /// Seconds of silence after which the server pings a connection. Default 60, as Reverb; at
+    /// least 1.
     pub ping_interval: u32,
     /// Seconds a pinged connection has to answer before it is closed with 4201. Default 30, the
-    /// wait pusher-js itself uses.
+    /// wait pusher-js itself uses; at least 1.
     pub pong_timeout: u32,
-    /// Largest WebSocket message a client may send, in bytes. Default 10,000, as Reverb.
+    /// Largest WebSocket message (and frame) a client may send, in bytes. Default 10,000, as
+    /// Reverb; from 1 to 1 GiB. The largest over all apps becomes [`Limits::max_message_size`]
+    /// and [`Limits::max_frame_size`].
     pub max_message_size: usize,
-    /// Most open connections for the app across all workers (4004 beyond); none by default.
+    /// Most open connections for the app across all workers (4004 beyond); none by default, at
+    /// least 1 when set (`enabled = false` refuses every connection).
     pub max_connections: Option<u64>,
     /// Origins allowed to open WebSocket connections; `*` and `*.example.com` wildcards.
     /// Empty or `["*"]` allows every origin, and clients that send no `Origin` (servers, Node).
@@ -59,10 +69,49 @@ pub struct AppConfig {
     pub accept_client_events_from: ClientEvents,
     /// Whether subscribers get `pusher_internal:subscription_count`.
     pub subscription_count: bool,
-    /// Seconds a cache channel keeps its last event. Default 1800, hosted Pusher's 30 minutes.
+    /// Seconds a cache channel keeps its last event. Default 1800, hosted Pusher's 30 minutes;
+    /// from 1 to a year.
     pub cache_ttl: u64,
     /// Whether signed-in users get watchlist events.
     pub watchlist_events: bool,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            id,
+            key,
+            secret: _,
+            enabled,
+            activity_timeout,
+            ping_interval,
+            pong_timeout,
+            max_message_size,
+            max_connections,
+            allowed_origins,
+            accept_client_events_from,
+            subscription_count,
+            cache_ttl,
+            watchlist_events,
+        } = self;
+        f.debug_struct("AppConfig")
+            .field("id", id)
+            .field("key", key)
+            .field("secret", &format_args!("[redacted]"))
+            .field("enabled", enabled)
+            .field("activity_timeout", activity_timeout)
+            .field("ping_interval", ping_interval)
+            .field("pong_timeout", pong_timeout)
+            .field("max_message_size", max_message_size)
+            .field("max_connections", max_connections)
+            .field("allowed_origins", allowed_origins)
+            .field("accept_client_events_from", accept_client_events_from)
+            .field("subscription_count", subscription_count)
+            .field("cache_ttl", cache_ttl)
+            .field("watchlist_events", watchlist_events)
+            .finish()
+    }
 }
 
 impl Default for AppConfig {
@@ -86,23 +135,33 @@ impl Default for AppConfig {
     }
 }
 
-/// The whole server's settings.
+/// The whole server's settings. Safe to log: `Debug` shows the apps without their secrets.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Address to listen on.
     pub host: String,
     /// Port to listen on.
     pub port: u16,
-    /// Worker threads, one per core by default.
+    /// Worker threads, one per core by default; from 1 to 1024.
     pub workers: usize,
     /// A path prefix in front of `/app/{key}` and `/apps/{id}` (Reverb's `REVERB_SERVER_PATH`,
     /// pusher-js's `wsPath`), without a trailing slash; empty for none.
     pub path_prefix: String,
     /// Whether the `/echo` WebSocket endpoint (conformance testing) is enabled.
     pub echo: bool,
-    /// Seconds the server waits on shutdown for clients to take their close frames.
+    /// Seconds the server waits on shutdown for clients to take their close frames. Default 10,
+    /// from 1 to 3600.
     pub shutdown_timeout: Duration,
-    /// Protocol limits shared by every app.
+    /// How long an HTTP response (an API answer, a refusal, the upgrade's 101) may wait for the
+    /// client to make room for it before the connection is reset. The wait restarts whenever the
+    /// client takes bytes, as nginx's `send_timeout`, so a slow reader of a large answer is
+    /// served and only one that stops reading is dropped. Default 10 s: the Laravel queue
+    /// worker reads its answer at once, and a client that takes nothing for that long has gone
+    /// or is holding the connection on purpose.
+    pub write_timeout: Duration,
+    /// Protocol limits shared by every app: each field is a top-level key of the config file
+    /// of the same name (`max_request_body` is Reverb's `max_request_size`), except the
+    /// message and frame limits, which follow the apps' `max_message_size`.
     pub limits: Limits,
     /// The apps served.
     pub apps: Vec<AppConfig>,
@@ -143,9 +202,26 @@ struct FileConfig {
     path: Option<String>,
     echo: Option<bool>,
     shutdown_timeout: Option<u64>,
+    write_timeout_ms: Option<u64>,
+    /// Sets [`Limits::max_request_body`], under Reverb's name for it.
     max_request_size: Option<usize>,
-    handshake_timeout_ms: Option<u64>,
+    max_request_head: Option<usize>,
+    max_headers: Option<usize>,
+    max_event_data: Option<usize>,
+    max_channels_per_event: Option<usize>,
+    max_batch_events: Option<usize>,
+    max_channel_name_len: Option<usize>,
+    max_event_name_len: Option<usize>,
+    max_channels_per_connection: Option<usize>,
+    max_presence_members: Option<usize>,
+    max_user_info_bytes: Option<usize>,
+    max_user_id_len: Option<usize>,
+    max_watchlist: Option<usize>,
+    client_events_per_second: Option<u32>,
+    auth_timestamp_skew_secs: Option<u64>,
     max_outbound_bytes: Option<usize>,
+    max_mesh_bytes: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
     apps: Vec<AppConfig>,
 }
 
@@ -174,6 +250,7 @@ impl Config {
             path_prefix: String::new(),
             echo: false,
             shutdown_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             apps: Vec::new(),
             generated: false,
@@ -197,7 +274,7 @@ impl Config {
             cfg.path_prefix = normalise_prefix(p);
         }
         cfg.echo |= flags.echo;
-        cfg.finish()
+        cfg.finish(&vars)
     }
 
     fn apply_file(&mut self, path: &str) -> Result<(), ConfigError> {
@@ -207,7 +284,7 @@ impl Config {
         })?;
         let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.into(),
-            reason: e.message().to_string(),
+            reason: located(&text, &e),
         })?;
         if let Some(h) = file.host {
             self.host = h;
@@ -227,15 +304,39 @@ impl Config {
         if let Some(s) = file.shutdown_timeout {
             self.shutdown_timeout = Duration::from_secs(s);
         }
+        if let Some(t) = file.write_timeout_ms {
+            self.write_timeout = Duration::from_millis(t);
+        }
         if let Some(m) = file.max_request_size {
             self.limits.max_request_body = m;
         }
-        if let Some(t) = file.handshake_timeout_ms {
-            self.limits.handshake_timeout_ms = t;
+        // The rest of the file's top-level keys are `Limits` fields of the same name.
+        macro_rules! limits {
+            ($($field:ident),* $(,)?) => {
+                $(if let Some(v) = file.$field {
+                    self.limits.$field = v;
+                })*
+            };
         }
-        if let Some(m) = file.max_outbound_bytes {
-            self.limits.max_outbound_bytes = m;
-        }
+        limits!(
+            max_request_head,
+            max_headers,
+            max_event_data,
+            max_channels_per_event,
+            max_batch_events,
+            max_channel_name_len,
+            max_event_name_len,
+            max_channels_per_connection,
+            max_presence_members,
+            max_user_info_bytes,
+            max_user_id_len,
+            max_watchlist,
+            client_events_per_second,
+            auth_timestamp_skew_secs,
+            max_outbound_bytes,
+            max_mesh_bytes,
+            handshake_timeout_ms,
+        );
         self.apps = file.apps;
         Ok(())
     }
@@ -270,6 +371,10 @@ impl Config {
         if let Some(v) = vars.get("RINGCAST_SHUTDOWN_TIMEOUT") {
             self.shutdown_timeout =
                 Duration::from_secs(parse(v, "RINGCAST_SHUTDOWN_TIMEOUT", "seconds")?);
+        }
+        if let Some(v) = vars.get("RINGCAST_WRITE_TIMEOUT_MS") {
+            self.write_timeout =
+                Duration::from_millis(parse(v, "RINGCAST_WRITE_TIMEOUT_MS", "milliseconds")?);
         }
         let names = [
             "REVERB_APP_ID",
@@ -323,14 +428,9 @@ impl Config {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Config, ConfigError> {
-        if self.workers == 0 {
-            return Err(ConfigError::BadValue {
-                name: "workers".into(),
-                expected: "at least 1",
-                value: "0".into(),
-            });
-        }
+    /// Generates the app when none is configured, validates every setting and derives the
+    /// limits that follow from the apps'.
+    fn finish(mut self, vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
         if self.apps.is_empty() {
             self.apps.push(generated_app());
             self.generated = true;
@@ -341,15 +441,6 @@ impl Config {
             }
             if app.secret.is_empty() {
                 return Err(ConfigError::MissingSecret(app.id.clone()));
-            }
-            for (what, value) in [("activity_timeout", app.activity_timeout)] {
-                if value == 0 {
-                    return Err(ConfigError::BadValue {
-                        name: what.into(),
-                        expected: "at least 1 second",
-                        value: "0".into(),
-                    });
-                }
             }
         }
         for (i, a) in self.apps.iter().enumerate() {
@@ -368,6 +459,7 @@ impl Config {
                 }
             }
         }
+        self.validate(vars)?;
         // The largest message any app accepts bounds the frame decoder.
         let max_msg = self
             .apps
@@ -395,6 +487,23 @@ impl Config {
             app.id, app.key, app.secret, host, self.port
         )
     }
+}
+
+/// A TOML error on one line: the parser's message and the line it is about, so that a value of
+/// the wrong type or size is named by its key.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    format!(
+        "line {line_no}: {}: {}",
+        text[line..end].trim(),
+        e.message()
+    )
 }
 
 fn parse<T: std::str::FromStr>(
@@ -451,93 +560,4 @@ fn generated_app() -> AppConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn tmpdir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("ringcast-cfg-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn defaults_generate_an_app() {
-        let dir = tmpdir("defaults");
-        let cfg = Config::load(&Overrides::default(), &dir, &HashMap::new()).unwrap();
-        assert!(cfg.generated);
-        assert_eq!(cfg.port, 8080);
-        assert_eq!(cfg.host, "0.0.0.0");
-        assert_eq!(cfg.apps.len(), 1);
-        assert_eq!(cfg.apps[0].key.len(), 20);
-        assert!(cfg.laravel_env_block().contains("REVERB_APP_KEY="));
-    }
-
-    #[test]
-    fn layers_apply_in_order() {
-        let dir = tmpdir("layers");
-        let file = dir.join("ringcast.toml");
-        std::fs::write(
-            &file,
-            "port = 7000\nworkers = 3\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nactivity_timeout = 50\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(".env"),
-            "REVERB_SERVER_PORT=7001\nREVERB_APP_SECRET=fromdotenv\nREVERB_SERVER_PATH=ws/\n",
-        )
-        .unwrap();
-        let flags = Overrides {
-            config_file: Some(file.to_string_lossy().into()),
-            workers: Some(2),
-            ..Overrides::default()
-        };
-        let cfg = Config::load(
-            &flags,
-            &dir,
-            &env(&[
-                ("REVERB_SERVER_PORT", "7002"),
-                ("REVERB_APP_MAX_CONNECTIONS", "5"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(cfg.port, 7002, "environment beats .env and file");
-        assert_eq!(cfg.workers, 2, "flags beat everything");
-        assert_eq!(cfg.apps[0].secret, "fromdotenv");
-        assert_eq!(cfg.apps[0].activity_timeout, 50);
-        assert_eq!(cfg.apps[0].max_connections, Some(5));
-        assert_eq!(cfg.path_prefix, "/ws");
-        assert!(!cfg.generated);
-    }
-
-    #[test]
-    fn mistakes_say_what_to_fix() {
-        let dir = tmpdir("mistakes");
-        let e = Config::load(
-            &Overrides::default(),
-            &dir,
-            &env(&[("REVERB_SERVER_PORT", "99999")]),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("REVERB_SERVER_PORT"), "{e}");
-        let e = Config::load(
-            &Overrides::default(),
-            &dir,
-            &env(&[("REVERB_APP_ID", "1"), ("REVERB_APP_KEY", "k")]),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("REVERB_APP_SECRET"), "{e}");
-        let flags = Overrides {
-            config_file: Some("/nonexistent/ringcast.toml".into()),
-            ..Overrides::default()
-        };
-        let e = Config::load(&flags, &dir, &HashMap::new()).unwrap_err();
-        assert!(e.to_string().contains("cannot read config file"), "{e}");
-    }
-}
+mod tests;

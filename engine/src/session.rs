@@ -23,6 +23,7 @@ use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 use ringcast_protocol::api::route::strip_prefix;
 use ringcast_protocol::http::{self, Request};
+use ringcast_protocol::pusher::error::PusherCode;
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::ws::close::CloseCode;
 use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig};
@@ -35,6 +36,17 @@ use crate::worker::Worker;
 
 /// Seconds an HTTP API connection may sit idle between requests.
 const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(120);
+
+/// Most bytes of a refused request's body that are read and discarded so that its client can
+/// read the answer (see [`refuse`]): 8 MiB, 32 times the default `max_request_size`. A client
+/// still sending more than that is reset; its upload costs more than the answer is worth.
+const DRAIN_MAX_BODY: usize = 8 << 20;
+/// Bytes discarded beyond the declared body: what a client may send after a request that was
+/// refused at its head (a pipelined request, the frames after a refused upgrade).
+const DRAIN_SLACK: usize = 64 << 10;
+/// Longest a refused connection is drained, in total: nginx's `lingering_timeout`. On the
+/// networks between an app and its broadcaster 8 MiB takes well under a second.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Accepts connections until the worker shuts down.
 pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
@@ -108,6 +120,7 @@ type Upgraded = (ConnKey, usize, BytesMut);
 async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Option<Upgraded> {
     let shared = worker.borrow().shared.clone();
     let handshake_timeout = Duration::from_millis(shared.config.limits.handshake_timeout_ms);
+    let wt = shared.config.write_timeout;
     let mut buf = BytesMut::new();
     // The whole head of the first request must arrive within the handshake timeout (a client
     // trickling bytes does not extend it); later requests on a kept-alive API connection get
@@ -120,15 +133,22 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = write_all(&stream, &e.response()).await;
+                    let unread = match e {
+                        http::HttpError::BodyTooLarge { length, .. } => {
+                            let length = usize::try_from(length).unwrap_or(usize::MAX);
+                            length.saturating_sub(body_bytes_in(&buf))
+                        }
+                        _ => 0,
+                    };
+                    Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
                     return None;
                 }
             }
             match read_more(&worker, &stream, &mut buf, deadline).await {
                 Ok(true) => {}
                 Ok(false) if !buf.is_empty() => {
-                    let _ = write_all(&stream, &http::json_error(408, "Request timed out", false))
-                        .await;
+                    let resp = http::json_error(408, "Request timed out", false);
+                    Box::pin(refuse(&worker, &stream, &resp, 0, wt)).await;
                     return None;
                 }
                 _ => return None,
@@ -139,12 +159,14 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
         match what {
             Target::Health => {
                 let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
-                if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
+                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }
             }
             Target::NotFound => {
-                let _ = write_all(&stream, &http::json_error(404, "Not found", false)).await;
+                let resp = http::json_error(404, "Not found", false);
+                let unread = req.content_length.saturating_sub(buf.len());
+                Box::pin(refuse(&worker, &stream, &resp, unread, wt)).await;
                 return None;
             }
             Target::Api(path) => {
@@ -158,7 +180,7 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 let body = buf.split_to(req.content_length).to_vec();
                 // Boxed: the API's state is large and only exists while a request is served.
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
-                if write_all(&stream, &resp).await.is_err() || !req.keep_alive {
+                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }
             }
@@ -204,13 +226,78 @@ async fn read_more(
     }
 }
 
+/// The bytes after the end of the request head in `buf` (none while the head is incomplete).
+fn body_bytes_in(buf: &[u8]) -> usize {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |end| buf.len() - end - 4)
+}
+
+/// Writes `answer` to a request that is refused and ends the connection so that the client can
+/// read the answer, as nginx's lingering close does.
+///
+/// A request refused at its head (413, 404, a bad upgrade) is answered while its client may
+/// still be sending the body, and closing a socket with unread bytes makes the kernel send a
+/// reset, which destroys the answer at the client before it reads it (or breaks its pipe while
+/// it still writes). So after the answer the write side is shut down (the client sees the end
+/// of the answer), and what the client still sends is read and thrown away, into the worker's
+/// scratch buffer, until it closes its side, for at most the `unread` body bytes it declared
+/// (capped at [`DRAIN_MAX_BODY`]) plus [`DRAIN_SLACK`], and for at most [`DRAIN_TIME`]. Then
+/// the socket is closed, with nothing unread in the usual case.
+async fn refuse(
+    worker: &Rc<RefCell<Worker>>,
+    stream: &TcpStream,
+    answer: &[u8],
+    unread: usize,
+    write_timeout: Duration,
+) {
+    if write_all(stream, answer, write_timeout).await.is_err() {
+        return;
+    }
+    let fd = stream.as_raw_fd();
+    sys::shutdown(fd, false, true);
+    let mut budget = unread.min(DRAIN_MAX_BODY) + DRAIN_SLACK;
+    let deadline = Instant::now() + DRAIN_TIME;
+    while budget > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(wait, stream.readable(false)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+        let mut w = worker.borrow_mut();
+        match sys::recv(fd, &mut w.scratch) {
+            Ok(0) => return,
+            Ok(n) => budget = budget.saturating_sub(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// Writes all of `data`, waiting for writability when the socket is full. Used before a
 /// connection is in the slab (HTTP responses, the upgrade).
-async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+///
+/// Each wait for room lasts at most `timeout` (the `write_timeout_ms` setting). The wait
+/// restarts whenever the client takes bytes, as nginx's `send_timeout`: a large answer still
+/// reaches a slow reader, and a client that stops reading is given up on instead of holding
+/// this task for ever. Giving up resets the connection ([`sys::abort`]), so that the kernel
+/// frees the unsent bytes at once rather than retrying them for minutes; the error is
+/// `TimedOut`.
+async fn write_all(stream: &TcpStream, mut data: &[u8], timeout: Duration) -> io::Result<()> {
+    let fd = stream.as_raw_fd();
     while !data.is_empty() {
-        match sys::sendv(stream.as_raw_fd(), &[IoSlice::new(data)]) {
+        match sys::sendv(fd, &[IoSlice::new(data)]) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable(false).await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match monoio::time::timeout(timeout, stream.writable(false)).await {
+                    Ok(ready) => ready?,
+                    Err(_) => {
+                        sys::abort(fd);
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -227,10 +314,12 @@ async fn websocket(
     what: Target,
     leftover: BytesMut,
 ) -> Option<Upgraded> {
+    let wt = worker.borrow().shared.config.write_timeout;
     let up = match handshake::validate_upgrade(&req) {
         Ok(up) => up,
         Err(e) => {
-            let _ = write_all(&stream, &e.response()).await;
+            let unread = req.content_length.saturating_sub(leftover.len());
+            Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
             return None;
         }
     };
@@ -247,27 +336,20 @@ async fn websocket(
             out.extend_from_slice(&hello);
             (key, max)
         }
-        Err((code, reason)) => {
+        Err(refusal) => {
             out.extend_from_slice(
                 &ServerEvent::Error {
-                    code: Some(code),
-                    message: reason,
+                    code: Some(refusal.code()),
+                    message: refusal.message(),
                 }
                 .to_frame(),
             );
-            out.extend_from_slice(&encode::close(code, reason));
-            if write_all(&stream, &out).await.is_ok() {
-                sys::shutdown(stream.as_raw_fd(), false, true);
-                let mut sink = BytesMut::new();
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while let Ok(true) = read_more(&worker, &stream, &mut sink, deadline).await {
-                    sink.clear();
-                }
-            }
+            out.extend_from_slice(&encode::close(refusal.code(), refusal.message()));
+            Box::pin(refuse(&worker, &stream, &out, 0, wt)).await;
             return None;
         }
     };
-    let written = write_all(&stream, &out).await;
+    let written = write_all(&stream, &out, wt).await;
     drop(out);
     if written.is_err() {
         worker.borrow_mut().remove(key);
@@ -277,16 +359,18 @@ async fn websocket(
 }
 
 /// Decides whether an upgrade may become a connection, and adds it: returns its key, its
-/// message limit and the first frame to send (`connection_established`), or the Pusher code
-/// and reason it is refused with.
+/// message limit and the first frame to send (`connection_established`), or the Pusher code it
+/// is refused with (sent as a `pusher:error` and as the close frame, with the code's text).
 fn admit(
     w: &mut Worker,
     stream: &Rc<TcpStream>,
     up: &handshake::Upgrade,
     what: Target,
-) -> Result<(ConnKey, usize, bytes::Bytes), (u16, &'static str)> {
+) -> Result<(ConnKey, usize, bytes::Bytes), PusherCode> {
+    // pusher-js reconnects at once on 4200, and by then another server (or this one,
+    // restarted) takes the connection.
     if w.shutting_down {
-        return Err((4200, "Server shutting down"));
+        return Err(PusherCode::Reconnect);
     }
     let shared = w.shared.clone();
     let app_key = match what {
@@ -300,28 +384,28 @@ fn admit(
             ));
         }
         Target::App(k) => k,
-        _ => return Err((4005, "Path not found")),
+        _ => return Err(PusherCode::PathNotFound),
     };
     let Some(app) = shared.apps.by_key(&app_key) else {
-        return Err((4001, "Application does not exist"));
+        return Err(PusherCode::AppNotFound);
     };
     if !app.cfg.enabled {
-        return Err((4003, "Application is disabled"));
+        return Err(PusherCode::AppDisabled);
     }
     if !app.origin_allowed(up.origin.as_deref()) {
-        return Err((4009, "Origin not allowed"));
+        return Err(PusherCode::Unauthorized);
     }
     let protocol = query_param(&up.query, "protocol");
     match protocol.as_deref() {
-        None | Some("") => return Err((4008, "No protocol version supplied")),
+        None | Some("") => return Err(PusherCode::NoProtocol),
         Some(v) => match v.parse::<u32>() {
             Ok(5..=7) => {}
-            Ok(_) => return Err((4007, "Unsupported protocol version")),
-            Err(_) => return Err((4006, "Invalid version string format")),
+            Ok(_) => return Err(PusherCode::UnsupportedProtocol),
+            Err(_) => return Err(PusherCode::InvalidVersion),
         },
     }
     if !app.try_connect() {
-        return Err((4004, "Application is over connection quota"));
+        return Err(PusherCode::OverQuota);
     }
     let sid = w.new_socket_id();
     let key = w.insert(stream.clone(), Some(app.idx), sid);

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use ringcast_protocol::pusher::auth::channel_auth;
+use ringcast_protocol::pusher::error::PusherCode;
 use serde_json::{Value, json};
 use support::*;
 
@@ -35,6 +36,8 @@ enum Input {
     ClientEventFlood,
     /// More connections than the small app allows.
     ConnectionFlood,
+    /// An upgrade to this path with these extra headers.
+    Connect(&'static str, &'static [(&'static str, &'static str)]),
 }
 
 /// What must come back.
@@ -48,6 +51,9 @@ enum Expect {
     SubscriptionError(u16),
     /// `connection_established` and then `subscription_succeeded`.
     EstablishedThenSubscribed,
+    /// The upgrade succeeds, then a `pusher:error` and a close frame carry this code and its
+    /// text, both exactly the protocol crate's.
+    Refused(PusherCode),
 }
 
 struct Case {
@@ -146,6 +152,13 @@ fn cases() -> Vec<Case> {
         Case { name: "API: data that is not a string", input: Input::Api(|| api_request("POST", events_path(), r#"{"name":"e","channel":"c","data":{"a":1}}"#, APP_KEY, APP_SECRET, now())), expect: Expect::Status(400) },
         Case { name: "client event flood", input: Input::ClientEventFlood, expect: Expect::PusherErrorCode(4301) },
         Case { name: "connection flood beyond max_connections", input: Input::ConnectionFlood, expect: Expect::Close(4004) },
+        Case { name: "unknown app key", input: Input::Connect("/app/no-such-key?protocol=7", &[]), expect: Expect::Refused(PusherCode::AppNotFound) },
+        Case { name: "disabled app", input: Input::Connect("/app/off-key?protocol=7", &[]), expect: Expect::Refused(PusherCode::AppDisabled) },
+        Case { name: "origin not allowed", input: Input::Connect("/app/origin-key?protocol=7", &[("Origin", "https://evil.test")]), expect: Expect::Refused(PusherCode::Unauthorized) },
+        Case { name: "no protocol version", input: Input::Connect("/app/test-key", &[]), expect: Expect::Refused(PusherCode::NoProtocol) },
+        Case { name: "unsupported protocol version", input: Input::Connect("/app/test-key?protocol=3", &[]), expect: Expect::Refused(PusherCode::UnsupportedProtocol) },
+        Case { name: "protocol version not a number", input: Input::Connect("/app/test-key?protocol=seven", &[]), expect: Expect::Refused(PusherCode::InvalidVersion) },
+        Case { name: "upgrade to no app path", input: Input::Connect("/nowhere", &[]), expect: Expect::Refused(PusherCode::PathNotFound) },
     ]
 }
 
@@ -292,6 +305,22 @@ fn run(server: &Server, case: &Case) {
             }
             check_event(&mut ws, expect);
         }
+        (Input::Connect(path, headers), Expect::Refused(code)) => {
+            let (mut ws, status, _) = Ws::try_connect(port, path, headers);
+            assert_eq!(status, 101, "refusals come after the upgrade, as Pusher's");
+            let ev = ws.recv_event();
+            assert_eq!(ev["event"], "pusher:error", "{ev}");
+            let data: Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
+            assert_eq!(data["code"], code.code(), "{ev}");
+            assert_eq!(data["message"], code.message(), "{ev}");
+            match ws.recv() {
+                Frame::Close(close, reason) => {
+                    assert_eq!(close, Some(code.code()));
+                    assert_eq!(reason, code.message());
+                }
+                other => panic!("expected the close frame, got {other:?}"),
+            }
+        }
         (Input::ConnectionFlood, Expect::Close(code)) => {
             let mut held = Vec::new();
             for _ in 0..2 {
@@ -335,7 +364,9 @@ fn bad_input_gets_a_clear_answer_and_touches_nobody_else() {
     let file = dir.join("apps.toml");
     std::fs::write(
         &file,
-        "handshake_timeout_ms = 1000\n[[apps]]\nid = \"1001\"\nkey = \"test-key\"\nsecret = \"test-secret\"\n\n[[apps]]\nid = \"2002\"\nkey = \"small-key\"\nsecret = \"small-secret\"\nmax_connections = 2\n",
+        "handshake_timeout_ms = 1000\n[[apps]]\nid = \"1001\"\nkey = \"test-key\"\nsecret = \"test-secret\"\n\n[[apps]]\nid = \"2002\"\nkey = \"small-key\"\nsecret = \"small-secret\"\nmax_connections = 2\n\n\
+         [[apps]]\nid = \"3003\"\nkey = \"off-key\"\nsecret = \"off-secret\"\nenabled = false\n\n\
+         [[apps]]\nid = \"4004\"\nkey = \"origin-key\"\nsecret = \"origin-secret\"\nallowed_origins = [\"allowed.test\"]\n",
     )
     .unwrap();
     let mut server = Server::start_with(

@@ -1,0 +1,276 @@
+//! The layers, the validation and the redaction of the configuration.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ringcast-cfg-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn defaults_generate_an_app() {
+    let dir = tmpdir("defaults");
+    let cfg = Config::load(&Overrides::default(), &dir, &HashMap::new()).unwrap();
+    assert!(cfg.generated);
+    assert_eq!(cfg.port, 8080);
+    assert_eq!(cfg.host, "0.0.0.0");
+    assert_eq!(cfg.apps.len(), 1);
+    assert_eq!(cfg.apps[0].key.len(), 20);
+    assert!(cfg.laravel_env_block().contains("REVERB_APP_KEY="));
+}
+
+#[test]
+fn layers_apply_in_order() {
+    let dir = tmpdir("layers");
+    let file = dir.join("ringcast.toml");
+    std::fs::write(
+        &file,
+        "port = 7000\nworkers = 3\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nactivity_timeout = 50\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "REVERB_SERVER_PORT=7001\nREVERB_APP_SECRET=fromdotenv\nREVERB_SERVER_PATH=ws/\n",
+    )
+    .unwrap();
+    let flags = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        workers: Some(2),
+        ..Overrides::default()
+    };
+    let cfg = Config::load(
+        &flags,
+        &dir,
+        &env(&[
+            ("REVERB_SERVER_PORT", "7002"),
+            ("REVERB_APP_MAX_CONNECTIONS", "5"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.port, 7002, "environment beats .env and file");
+    assert_eq!(cfg.workers, 2, "flags beat everything");
+    assert_eq!(cfg.apps[0].secret, "fromdotenv");
+    assert_eq!(cfg.apps[0].activity_timeout, 50);
+    assert_eq!(cfg.apps[0].max_connections, Some(5));
+    assert_eq!(cfg.path_prefix, "/ws");
+    assert!(!cfg.generated);
+}
+
+#[test]
+fn mistakes_say_what_to_fix() {
+    let dir = tmpdir("mistakes");
+    let e = Config::load(
+        &Overrides::default(),
+        &dir,
+        &env(&[("REVERB_SERVER_PORT", "99999")]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("REVERB_SERVER_PORT"), "{e}");
+    let e = Config::load(
+        &Overrides::default(),
+        &dir,
+        &env(&[("REVERB_APP_ID", "1"), ("REVERB_APP_KEY", "k")]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("REVERB_APP_SECRET"), "{e}");
+    let flags = Overrides {
+        config_file: Some("/nonexistent/ringcast.toml".into()),
+        ..Overrides::default()
+    };
+    let e = Config::load(&flags, &dir, &HashMap::new()).unwrap_err();
+    assert!(e.to_string().contains("cannot read config file"), "{e}");
+}
+
+/// Loads a config file of `top` (server keys) and one app with `app` (its keys).
+fn load_file(name: &str, top: &str, app: &str) -> Result<Config, ConfigError> {
+    let dir = tmpdir(name);
+    let file = dir.join("ringcast.toml");
+    std::fs::write(
+        &file,
+        format!("{top}\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n{app}\n"),
+    )
+    .unwrap();
+    let flags = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    Config::load(&flags, &dir, &HashMap::new())
+}
+
+#[test]
+fn every_numeric_setting_refuses_zero_and_nonsense_naming_itself() {
+    // (server keys, app keys, the setting the one-line error must name)
+    let cases = [
+        ("workers = 0", "", "workers"),
+        ("workers = 100000", "", "workers"),
+        ("shutdown_timeout = 0", "", "shutdown_timeout"),
+        (
+            "shutdown_timeout = 9223372036854775807",
+            "",
+            "shutdown_timeout",
+        ),
+        ("handshake_timeout_ms = 0", "", "handshake_timeout_ms"),
+        (
+            "handshake_timeout_ms = 9223372036854775807",
+            "",
+            "handshake_timeout_ms",
+        ),
+        ("write_timeout_ms = 0", "", "write_timeout_ms"),
+        (
+            "write_timeout_ms = 9223372036854775807",
+            "",
+            "write_timeout_ms",
+        ),
+        ("max_outbound_bytes = 0", "", "max_outbound_bytes"),
+        ("max_mesh_bytes = 0", "", "max_mesh_bytes"),
+        ("max_request_size = 0", "", "max_request_size"),
+        ("max_request_head = 0", "", "max_request_head"),
+        ("max_request_head = 100", "", "max_request_head"),
+        ("max_headers = 0", "", "max_headers"),
+        ("max_event_data = 0", "", "max_event_data"),
+        ("max_channels_per_event = 0", "", "max_channels_per_event"),
+        ("max_batch_events = 0", "", "max_batch_events"),
+        ("max_channel_name_len = 0", "", "max_channel_name_len"),
+        ("max_event_name_len = 0", "", "max_event_name_len"),
+        (
+            "max_channels_per_connection = 0",
+            "",
+            "max_channels_per_connection",
+        ),
+        ("max_presence_members = 0", "", "max_presence_members"),
+        ("max_user_info_bytes = 0", "", "max_user_info_bytes"),
+        ("max_user_id_len = 0", "", "max_user_id_len"),
+        ("max_watchlist = 0", "", "max_watchlist"),
+        (
+            "client_events_per_second = 0",
+            "",
+            "client_events_per_second",
+        ),
+        (
+            "auth_timestamp_skew_secs = 0",
+            "",
+            "auth_timestamp_skew_secs",
+        ),
+        ("", "activity_timeout = 0", "activity_timeout"),
+        ("", "activity_timeout = 4000000", "activity_timeout"),
+        ("", "ping_interval = 0", "ping_interval"),
+        ("", "pong_timeout = 0", "pong_timeout"),
+        ("", "max_message_size = 0", "max_message_size"),
+        ("", "max_connections = 0", "max_connections"),
+        ("", "cache_ttl = 0", "cache_ttl"),
+        ("", "cache_ttl = 9223372036854775807", "cache_ttl"),
+    ];
+    let mut wrong = Vec::new();
+    for (i, (top, app, setting)) in cases.into_iter().enumerate() {
+        match load_file(&format!("bad-{i}"), top, app) {
+            Err(e @ ConfigError::BadValue { .. })
+                if e.to_string().starts_with(setting) && !e.to_string().contains('\n') => {}
+            Err(e) => wrong.push(format!("{top}{app}: {e}")),
+            Ok(_) => wrong.push(format!("{top}{app}: accepted")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "not refused by name:\n{}",
+        wrong.join("\n")
+    );
+    let e = Config::load(
+        &Overrides::default(),
+        &tmpdir("bad-env"),
+        &env(&[
+            ("REVERB_APP_ID", "1"),
+            ("REVERB_APP_KEY", "k"),
+            ("REVERB_APP_SECRET", "s"),
+            ("REVERB_APP_PONG_TIMEOUT", "0"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("REVERB_APP_PONG_TIMEOUT"),
+        "an environment setting is named by its variable too: {e}"
+    );
+    let e = load_file("bad-type", "max_headers = \"many\"", "").unwrap_err();
+    assert!(
+        e.to_string().contains("line 1: max_headers = \"many\""),
+        "a value of the wrong type is named by its line: {e}"
+    );
+    load_file("good", "", "").expect("the defaults are valid");
+}
+
+#[test]
+fn every_limit_is_a_toml_key() {
+    let top = "max_request_head = 4001\nmax_headers = 40\nmax_request_size = 100001\n\
+        max_event_data = 5001\nmax_channels_per_event = 51\nmax_batch_events = 11\n\
+        max_channel_name_len = 181\nmax_event_name_len = 201\n\
+        max_channels_per_connection = 501\nmax_presence_members = 101\n\
+        max_user_info_bytes = 2001\nmax_user_id_len = 129\nmax_watchlist = 61\n\
+        client_events_per_second = 21\nauth_timestamp_skew_secs = 301\n\
+        max_outbound_bytes = 3000001\nmax_mesh_bytes = 5000001\nhandshake_timeout_ms = 7001\n\
+        write_timeout_ms = 6001";
+    let cfg = load_file("limits", top, "max_message_size = 20001").unwrap();
+    let expected = Limits {
+        max_request_head: 4001,
+        max_headers: 40,
+        max_request_body: 100_001,
+        max_event_data: 5001,
+        max_message_size: 20_001,
+        max_frame_size: 20_001,
+        max_channels_per_event: 51,
+        max_batch_events: 11,
+        max_channel_name_len: 181,
+        max_event_name_len: 201,
+        max_channels_per_connection: 501,
+        max_presence_members: 101,
+        max_user_info_bytes: 2001,
+        max_user_id_len: 129,
+        max_watchlist: 61,
+        client_events_per_second: 21,
+        auth_timestamp_skew_secs: 301,
+        max_outbound_bytes: 3_000_001,
+        handshake_timeout_ms: 7001,
+        max_mesh_bytes: 5_000_001,
+    };
+    // Every value above differs from its default, so each key is seen to arrive.
+    assert_eq!(cfg.limits, expected);
+    assert_eq!(cfg.write_timeout, Duration::from_millis(6001));
+}
+
+#[test]
+fn debug_output_never_shows_the_secret() {
+    let dir = tmpdir("redact");
+    let secret = "s3cret-that-must-not-leak";
+    let cfg = Config::load(
+        &Overrides::default(),
+        &dir,
+        &env(&[
+            ("REVERB_APP_ID", "1"),
+            ("REVERB_APP_KEY", "k"),
+            ("REVERB_APP_SECRET", secret),
+        ]),
+    )
+    .unwrap();
+    let apps = crate::app::Apps::new(&cfg.apps);
+    let app = apps.by_key("k").unwrap();
+    for shown in [
+        format!("{cfg:?}"),
+        format!("{cfg:#?}"),
+        format!("{:?}", cfg.apps[0]),
+        format!("{app:?}"),
+        format!("{apps:?}"),
+    ] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(
+            shown.contains("key: \"k\""),
+            "the rest is still shown: {shown}"
+        );
+    }
+}
