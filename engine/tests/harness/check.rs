@@ -125,11 +125,12 @@ impl Sim {
         }
         // The clients' views.
         let count_events = self.apps.get(AppIdx(0)).cfg.subscription_count;
+        let watchlists = self.apps.get(AppIdx(0)).cfg.watchlist_events;
         let online: BTreeSet<&str> = self
             .conns()
             .into_iter()
             .filter(|c| self.is_live(*c))
-            .filter_map(|c| self.conns[c.0].signed_in.as_ref().map(|(u, _)| u.as_str()))
+            .filter_map(|c| self.conn(c).signed_in.as_ref().map(|(u, _)| u.as_str()))
             .collect();
         for c in self.conns() {
             if !self.is_live(c) {
@@ -160,7 +161,7 @@ impl Sim {
                     }
                 }
             }
-            if let Some((_, watchlist)) = &r.signed_in {
+            if let Some((_, watchlist)) = conn.signed_in.as_ref().filter(|_| watchlists) {
                 for id in watchlist {
                     let is_online = online.contains(id.as_str());
                     let told = conn.watch.get(id).copied();

@@ -51,6 +51,9 @@ pub struct SimConn {
     pub views: BTreeMap<String, BTreeSet<String>>,
     /// Channel -> the last `subscription_count` it received.
     pub counts: BTreeMap<String, u64>,
+    /// The user it signed in as and its watchlist, from its first `pusher:signin_success`
+    /// (the shard keeps the first identity a connection signs in with).
+    pub signed_in: Option<(String, Vec<String>)>,
     /// Watched user -> the last status it was told (`true` online).
     pub watch: BTreeMap<String, bool>,
     /// Events that contradict its views.
@@ -66,6 +69,7 @@ impl SimConn {
             slow: false,
             views: BTreeMap::new(),
             counts: BTreeMap::new(),
+            signed_in: None,
             watch: BTreeMap::new(),
             violations: Vec::new(),
         }
@@ -143,6 +147,23 @@ impl SimConn {
             "pusher_internal:subscription_count" => {
                 let n = data["subscription_count"].as_u64().unwrap_or_default();
                 self.counts.insert(channel, n);
+            }
+            "pusher:signin_success" if self.signed_in.is_none() => {
+                let user: Value = data["user_data"]
+                    .as_str()
+                    .and_then(|u| serde_json::from_str(u).ok())
+                    .unwrap_or_default();
+                let strings = |v: &Value| -> Vec<String> {
+                    v.as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|i| i.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let id = user["id"].as_str().unwrap_or_default().to_string();
+                self.signed_in = Some((id, strings(&user["watchlist"])));
             }
             "pusher_internal:watchlist_events" => {
                 for group in data["events"].as_array().into_iter().flatten() {

@@ -161,8 +161,6 @@ struct ConnRef {
     key: ConnKey,
     app: AppIdx,
     socket_id: SocketId,
-    /// The user it signed in as and its watchlist, once the shard confirmed it.
-    signed_in: Option<(String, Vec<String>)>,
     /// What it had when its socket was removed.
     gone: Option<SimConn>,
 }
@@ -277,7 +275,6 @@ impl Sim {
             key,
             app,
             socket_id,
-            signed_in: None,
             gone: None,
         });
         self.log
@@ -365,6 +362,15 @@ impl Sim {
         subs
     }
 
+    /// The presence user a connection is a member of `channel` as, by the shard's records.
+    pub fn presence_user(&self, c: Conn, channel: &str) -> Option<String> {
+        let r = &self.conns[c.0];
+        self.workers[r.worker]
+            .shard
+            .presence_user(r.key, channel)
+            .map(|u| u.to_string())
+    }
+
     /// Joins of a connection that wait for their owner.
     pub fn pending_joins(&self, c: Conn) -> usize {
         let r = &self.conns[c.0];
@@ -427,21 +433,10 @@ impl Sim {
         let user_data =
             json!({"id": user, "user_info": {"name": user}, "watchlist": watchlist}).to_string();
         let auth = signin_auth(APP_KEY, APP_SECRET, &self.socket_id(c), &user_data);
-        let before = self.conn(c).events.len();
         self.send_json(
             c,
             &json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
         );
-        let ok = self.conn(c).events[before..]
-            .iter()
-            .any(|e| e["event"] == "pusher:signin_success");
-        let r = &mut self.conns[c.0];
-        if ok && r.signed_in.is_none() {
-            r.signed_in = Some((
-                user.to_string(),
-                watchlist.iter().map(|w| w.to_string()).collect(),
-            ));
-        }
     }
 
     /// The client sends a close frame with 1000: the shell starts closing the connection.
