@@ -55,13 +55,25 @@
 //!
 //! # Driving it
 //!
+//! A test builds a [`Sim`], feeds inputs as clients and as the HTTP API would, moves messages
+//! when it wants them moved, and asserts on what each connection received and on the owners'
+//! facts:
+//!
 //! ```text
-//! let mut sim = Sim::new(2);                      // two workers, one app, default limits
-//! let a = sim.connect(0);                         // a connection on worker 0
-//! sim.subscribe_presence(a, "presence-room", "u1");
-//! sim.deliver_all();                              // or deliver(from, to) one message at a time
-//! assert_eq!(sim.member_log(b, "presence-room"), ["+u1"]);
+//! let mut sim = Sim::new(2);                    // two workers, one app, default limits
+//! let room = sim.channel_owned_by("presence-room-", 0);
+//! let (o, j) = (sim.connect(0), sim.connect(1));
+//! sim.subscribe_presence(o, &room, "o");        // answered at once: the owner is local
+//! sim.subscribe_presence(j, &room, "j");        // the Join waits in queue 1 -> 0
+//! sim.drop_conn(j);                             // gone before the owner answers
+//! sim.deliver_all();                            // or deliver(1, 0), deliver(0, 1), ...
+//! assert_eq!(sim.member_log(o, &room), ["+j", "-j"]);
+//! assert_eq!(sim.members(&room), [("o".to_string(), 1)]);
 //! ```
+//!
+//! `make_slow`, `close`, `signin`, `publish`, `terminate` and `advance` are the other inputs.
+//! [`explore`] runs every interleaving of a few clients' actions with the deliveries they
+//! cause; the property test of `state_harness.rs` runs random ones.
 
 #![allow(dead_code)]
 
