@@ -112,8 +112,9 @@ pub struct JoinAnswer {
     pub user: Option<UserId>,
     /// Whether the join was counted (a refusal leaves nothing to undo).
     pub accepted: bool,
-    /// What the connection is sent: `subscription_succeeded` and the cached event or
-    /// `cache_miss`, or a `subscription_error`.
+    /// What the connection is sent: `subscription_succeeded`, the cached event or
+    /// `cache_miss`, and the channel's `subscription_count` when the app enables it; or a
+    /// `subscription_error`.
     pub frames: Vec<Bytes>,
 }
 

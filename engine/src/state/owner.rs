@@ -260,8 +260,9 @@ impl Owner {
             }
         }
         facts.subscriptions += 1;
+        let mut answer = None;
         if join.reply {
-            let mut frames = Vec::with_capacity(2);
+            let mut frames = Vec::with_capacity(3);
             let name = join.channel.as_str();
             if join.member.is_some() {
                 let members: Vec<(&str, &str)> = facts
@@ -285,14 +286,24 @@ impl Owner {
                     None => ServerEvent::CacheMiss { channel: name }.to_frame(),
                 });
             }
-            let answer = JoinAnswer {
+            answer = Some(JoinAnswer {
                 conn: join.conn,
                 app: join.app,
                 channel: join.channel.clone(),
                 user: join.member.as_ref().map(|(u, _)| u.clone()),
                 accepted: true,
                 frames,
-            };
+            });
+        }
+        // A joiner that waits for its answer is not a subscriber on its shard yet, and a
+        // publish can get there first (on the owner's own worker a publish is written at once,
+        // while the answer waits in the loopback queue): its count goes in its answer.
+        let count = match join.member {
+            None => self.count_frame(join.app, &join.channel, now),
+            Some(_) => None,
+        };
+        if let Some(mut answer) = answer {
+            answer.frames.extend(count.clone());
             self.effects
                 .push_back(Effect::ToShard(join.from, ShardMsg::JoinAnswer(answer)));
         }
@@ -306,8 +317,9 @@ impl Owner {
             .to_frame();
             self.publish(join.app, &join.channel, frame, Some(join.socket_id));
         }
-        if join.member.is_none() {
-            self.count_changed(join.app, &join.channel, now);
+        if let Some(frame) = count {
+            let except = join.reply.then_some(join.socket_id);
+            self.publish(join.app, &join.channel, frame, except);
         }
     }
 
@@ -361,12 +373,18 @@ impl Owner {
     /// Publishes `pusher_internal:subscription_count` for a changed channel when the app
     /// enables it, throttled on large channels.
     fn count_changed(&mut self, app: AppIdx, channel: &Channel, now: Instant) {
-        if !self.apps.get(app).cfg.subscription_count {
-            return;
+        if let Some(frame) = self.count_frame(app, channel, now) {
+            self.publish(app, channel, frame, None);
         }
-        let Some(facts) = self.channels[app.0 as usize].get_mut(channel) else {
-            return;
-        };
+    }
+
+    /// The `pusher_internal:subscription_count` frame due for a changed channel, if the app
+    /// enables it and it is not throttled (it then counts as sent).
+    fn count_frame(&mut self, app: AppIdx, channel: &Channel, now: Instant) -> Option<Bytes> {
+        if !self.apps.get(app).cfg.subscription_count {
+            return None;
+        }
+        let facts = self.channels[app.0 as usize].get_mut(channel)?;
         let throttled = facts.subscriptions > COUNT_THROTTLE_ABOVE
             && facts
                 .count_sent_at
@@ -376,20 +394,20 @@ impl Owner {
                 facts.count_dirty = true;
                 self.dirty_counts.push((app, channel.clone()));
             }
-            return;
+            return None;
         }
         facts.count_sent_at = Some(now);
         facts.count_dirty = false;
         let count = facts.subscriptions;
         if count == 0 {
-            return;
+            return None;
         }
         let frame = ServerEvent::SubscriptionCount {
             channel: channel.as_str(),
             count,
         }
         .to_frame();
-        self.publish(app, channel, frame, None);
+        Some(frame)
     }
 
     /// The periodic step: sends the throttled subscription counts that are due and forgets

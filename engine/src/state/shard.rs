@@ -14,8 +14,8 @@
 //! Presence and cache subscriptions wait for the channel's owner: the owner decides membership
 //! and holds the cached event, and its [`JoinAnswer`] carries the frames the subscriber is sent
 //! first. Other subscriptions are confirmed at once and only counted by the owner. Pending
-//! joins count against `max_channels_per_connection` like confirmed ones, which also bounds
-//! how many a connection can have.
+//! joins (abandoned ones too, until their answer) count against `max_channels_per_connection`
+//! like confirmed ones, which also bounds how many a connection can have.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -57,8 +57,12 @@ struct ConnUser {
     watchlist: Vec<UserId>,
     /// Presence channels it is a member of, with the user id it joined as.
     presence: Vec<(Channel, UserId)>,
-    /// Channels whose join waits for the owner's answer.
-    pending: Vec<Channel>,
+    /// Joins that wait for the owner's answer, oldest first, each with whether it is still
+    /// wanted (an unsubscribe abandons it; its answer then undoes it). The owner of a channel
+    /// answers its joins in the order they were sent, so an answer is for the oldest join of
+    /// its channel: a join abandoned and made again has two entries, and the first answer is
+    /// not taken for the second join.
+    pending: Vec<(Channel, bool)>,
 }
 
 /// One connection's rules state, beside the shell's `T`.
@@ -91,9 +95,11 @@ impl<T> Entry<T> {
     }
 
     fn is_pending(&self, channel: &str) -> bool {
-        self.user
-            .as_ref()
-            .is_some_and(|u| u.pending.iter().any(|p| p.as_str() == channel))
+        self.user.as_ref().is_some_and(|u| {
+            u.pending
+                .iter()
+                .any(|(p, wanted)| *wanted && p.as_str() == channel)
+        })
     }
 }
 
@@ -524,7 +530,7 @@ impl<T> Shard<T> {
         let channel: Channel = Arc::new(name);
         if reply {
             if let Some(c) = self.entry_mut(key) {
-                c.user_mut().pending.push(channel.clone());
+                c.user_mut().pending.push((channel.clone(), true));
             }
         } else {
             self.add_sub(key, app, &channel);
@@ -554,11 +560,8 @@ impl<T> Shard<T> {
         let still_wanted = self.entry_mut(a.conn).is_some_and(|c| {
             !c.left
                 && c.user.as_mut().is_some_and(|u| {
-                    match u.pending.iter().position(|p| *p == a.channel) {
-                        Some(i) => {
-                            u.pending.remove(i);
-                            true
-                        }
+                    match u.pending.iter().position(|(p, _)| *p == a.channel) {
+                        Some(i) => u.pending.remove(i).1,
                         None => false,
                     }
                 })
@@ -588,7 +591,11 @@ impl<T> Shard<T> {
         let Some(c) = self.entry_mut(key) else { return };
         if let Some(u) = c.user.as_mut() {
             // A join still waiting is abandoned; its answer undoes it.
-            u.pending.retain(|p| p.as_str() != channel);
+            for (p, wanted) in &mut u.pending {
+                if p.as_str() == channel {
+                    *wanted = false;
+                }
+            }
         }
         let Some(ci) = self.registry.find(app, channel) else {
             return;
