@@ -820,3 +820,48 @@ mod random {
         }
     }
 }
+
+/// A cache channel's event published on a third worker while a subscriber joins reaches that
+/// subscriber exactly once, as the replay or live, in every interleaving: the event and the
+/// cache update take one ordered path, through the channel's owner.
+#[test]
+fn a_cache_event_published_while_a_subscriber_joins_reaches_it_once() {
+    let setup = || {
+        let mut sim = Sim::new(3);
+        let ch = sim.channel_owned_by("cache-news-", 0);
+        let joiner = sim.connect(1);
+        sim.deliver_all();
+        let subscribe_ch = ch.clone();
+        let publish_ch = ch.clone();
+        let actors: Vec<Actor> = vec![
+            (
+                1,
+                vec![Box::new(move |sim: &mut Sim| {
+                    sim.subscribe(joiner, &subscribe_ch)
+                })],
+            ),
+            (
+                2,
+                vec![Box::new(move |sim: &mut Sim| {
+                    sim.publish(2, &publish_ch, "e", "{\"n\":1}")
+                })],
+            ),
+        ];
+        (sim, actors)
+    };
+    let mut outcomes = std::collections::BTreeSet::new();
+    explore(setup, |sim, path| {
+        let joiner = Conn(0);
+        let got = sim.conn(joiner).names();
+        let events = got.iter().filter(|n| **n == "e").count();
+        assert_eq!(events, 1, "the joiner got {got:?} along {path:?}");
+        outcomes.insert(got.join(" "));
+    });
+    // Both ways happen: the event as the replay, and live after a miss.
+    let replay = "pusher_internal:subscription_succeeded e";
+    let live = "pusher_internal:subscription_succeeded pusher:cache_miss e";
+    assert!(
+        outcomes.contains(replay) && outcomes.contains(live),
+        "{outcomes:?}"
+    );
+}

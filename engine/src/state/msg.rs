@@ -38,13 +38,15 @@ pub enum OwnerMsg {
         /// The presence user id it had joined as.
         user: Option<UserId>,
     },
-    /// A server event was published on a cache channel: its owner keeps it for new
-    /// subscribers.
+    /// A server event for a cache channel: its owner keeps it for new subscribers and then
+    /// publishes it. Both go one way, so a subscriber joining meanwhile gets it exactly once:
+    /// as the replay if the owner answers its join after this, live if before.
     Cache {
         app: AppIdx,
         channel: Channel,
         data: String,
         frame: Bytes,
+        except: Option<SocketId>,
     },
     /// A connection signed in.
     Signin {

@@ -126,14 +126,18 @@ impl Owner {
                 channel,
                 data,
                 frame,
+                except,
             } => {
                 let ttl = Duration::from_secs(self.apps.get(app).cfg.cache_ttl);
-                let facts = self.channels[app.0 as usize].entry(channel).or_default();
+                let facts = self.channels[app.0 as usize]
+                    .entry(channel.clone())
+                    .or_default();
                 facts.cache = Some(Cached {
                     data,
-                    frame,
+                    frame: frame.clone(),
                     expires: now + ttl,
                 });
+                self.publish(app, &channel, frame, except);
             }
             OwnerMsg::Signin {
                 app,

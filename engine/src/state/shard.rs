@@ -333,8 +333,8 @@ impl<T> Shard<T> {
 
     // ---- the API's publishes ------------------------------------------------------------
 
-    /// Publishes one API event to each of its channels (encoded once per channel) and hands
-    /// cache channels' events to their owners.
+    /// Publishes one API event to each of its channels (encoded once per channel); a cache
+    /// channel's event goes to its owner, which keeps it and publishes it.
     pub fn trigger(&mut self, app: AppIdx, ev: &TriggerEvent) {
         for name in &ev.channels {
             let frame = ServerEvent::ChannelEvent {
@@ -344,20 +344,22 @@ impl<T> Shard<T> {
             }
             .to_frame();
             let channel: Channel = Arc::new(name.clone());
-            if name.is_cache() {
-                self.effects.push_back(Effect::ToOwner(OwnerMsg::Cache {
+            self.effects.push_back(if name.is_cache() {
+                Effect::ToOwner(OwnerMsg::Cache {
                     app,
-                    channel: channel.clone(),
+                    channel,
                     data: ev.data.clone(),
-                    frame: frame.clone(),
-                }));
-            }
-            self.effects.push_back(Effect::ToAll(ShardMsg::Publish {
-                app,
-                channel,
-                frame,
-                except: ev.socket_id,
-            }));
+                    frame,
+                    except: ev.socket_id,
+                })
+            } else {
+                Effect::ToAll(ShardMsg::Publish {
+                    app,
+                    channel,
+                    frame,
+                    except: ev.socket_id,
+                })
+            });
         }
     }
 
