@@ -32,8 +32,6 @@ use rand::{Rng, SeedableRng};
 use ringcast_protocol::pusher::error::PusherCode;
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::pusher::socket_id::SocketId;
-use ringcast_protocol::ws::close::CloseCode;
-use ringcast_protocol::ws::frame::Opcode;
 
 use crate::app::Apps;
 use crate::config::Config;
@@ -382,22 +380,7 @@ impl Worker {
             _ => return,
         }
         self.shard.leave_all(key);
-        let mut frames = Vec::with_capacity(2);
-        if how.pusher_error {
-            frames.push(
-                ServerEvent::Error {
-                    code: Some(how.code),
-                    message: how.reason,
-                }
-                .to_frame(),
-            );
-        }
-        frames.push(if how.code == CloseCode::NO_STATUS.0 {
-            // Answering a close frame that carried no code: the reply carries none either.
-            ringcast_protocol::ws::encode::frame(Opcode::Close, &[])
-        } else {
-            ringcast_protocol::ws::encode::close(how.code, how.reason)
-        });
+        let frames = how.frames();
         if how.drop_queue {
             self.churn_since_trim = TRIM_AFTER_CHURN;
         }

@@ -39,7 +39,10 @@ pub use shard::Shard;
 
 use bytes::Bytes;
 use ringcast_protocol::pusher::error::PusherCode;
+use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::ws::close::CloseCode;
+use ringcast_protocol::ws::encode;
+use ringcast_protocol::ws::frame::Opcode;
 
 use crate::ids::{ConnKey, ShardId};
 use msg::{OwnerMsg, ShardMsg};
@@ -94,6 +97,28 @@ impl Closing {
             drop_queue: true,
             ..Closing::pusher(PusherCode::OverCapacity, false)
         }
+    }
+
+    /// The frames that end a connection: the `pusher:error` when asked for, then the close
+    /// frame (an empty one for [`CloseCode::NO_STATUS`], the answer to a close that carried
+    /// no code).
+    pub fn frames(&self) -> Vec<Bytes> {
+        let mut frames = Vec::with_capacity(2);
+        if self.pusher_error {
+            frames.push(
+                ServerEvent::Error {
+                    code: Some(self.code),
+                    message: self.reason,
+                }
+                .to_frame(),
+            );
+        }
+        frames.push(if self.code == CloseCode::NO_STATUS.0 {
+            encode::frame(Opcode::Close, &[])
+        } else {
+            encode::close(self.code, self.reason)
+        });
+        frames
     }
 
     /// A close with a WebSocket code and its text.

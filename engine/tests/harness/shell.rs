@@ -5,10 +5,6 @@ use ringcast::ids::ConnKey;
 use ringcast::owner::route;
 use ringcast::state::msg::ShardMsg;
 use ringcast::state::{Closing, Effect};
-use ringcast_protocol::pusher::event::ServerEvent;
-use ringcast_protocol::ws::close::CloseCode;
-use ringcast_protocol::ws::encode;
-use ringcast_protocol::ws::frame::Opcode;
 
 use super::{Msg, Sim, SimConn, Worker};
 
@@ -94,21 +90,7 @@ impl Sim {
             _ => return,
         }
         worker.shard.leave_all(key);
-        let mut frames = Vec::with_capacity(2);
-        if how.pusher_error {
-            frames.push(
-                ServerEvent::Error {
-                    code: Some(how.code),
-                    message: how.reason,
-                }
-                .to_frame(),
-            );
-        }
-        frames.push(if how.code == CloseCode::NO_STATUS.0 {
-            encode::frame(Opcode::Close, &[])
-        } else {
-            encode::close(how.code, how.reason)
-        });
+        let frames = how.frames();
         if let Some(c) = worker.shard.io_mut(key) {
             for f in &frames {
                 c.receive(f);
