@@ -161,7 +161,11 @@ fn client_events_reach_other_members_only() {
     a.stream
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
-    while let Some(Frame::Text(t)) = a.try_recv_timeout() {
+    // Until two quiet seconds: only text frames may come, and the connection stays open.
+    while let Some(frame) = a.try_recv_timeout() {
+        let Frame::Text(t) = frame else {
+            panic!("expected text frames, got {frame:?}");
+        };
         let v: Value = serde_json::from_str(&t).unwrap();
         if v["event"] == "pusher:error" {
             codes.push(data_of(&v)["code"].clone());

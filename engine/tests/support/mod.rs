@@ -230,7 +230,8 @@ impl Ws {
         }
     }
 
-    /// Reads one frame, or `None` when the read timeout passes first.
+    /// Reads one frame, or `None` when the read timeout passes first. The end of the stream or
+    /// any other read error is a failure, not a timeout.
     pub fn try_recv_timeout(&mut self) -> Option<Frame> {
         loop {
             if let Some((frame, used)) = parse_frame(&self.buf) {
@@ -239,8 +240,10 @@ impl Ws {
             }
             let mut tmp = [0u8; 65536];
             match self.stream.read(&mut tmp) {
-                Ok(0) | Err(_) => return None,
+                Ok(0) => panic!("connection ended while waiting for a frame"),
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) if is_timeout(&e) => return None,
+                Err(e) => panic!("read failed while waiting for a frame: {e}"),
             }
         }
     }
@@ -283,19 +286,51 @@ impl Ws {
         assert_eq!(ev["channel"], channel);
     }
 
-    /// Asserts nothing arrives within `wait`.
+    /// Asserts that nothing more has arrived and nothing arrives within `wait`, the connection
+    /// staying open: bytes already read but not yet taken as frames (a duplicate that came in
+    /// the same read as the frame before it) fail it, as do the end of the stream and any read
+    /// error other than the timeout.
     pub fn expect_silence(&mut self, wait: Duration) {
+        assert!(
+            self.buf.is_empty(),
+            "unexpected bytes already received: {:?}",
+            self.buffered_frames()
+        );
         self.stream.set_read_timeout(Some(wait)).unwrap();
         let mut tmp = [0u8; 1024];
         match self.stream.read(&mut tmp) {
-            Ok(0) => panic!("connection closed"),
+            Ok(0) => panic!("connection closed while expecting silence"),
             Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&tmp[..n])),
-            Err(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("read failed while expecting silence: {e}"),
         }
         self.stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
     }
+
+    /// The frames in the read buffer, and any incomplete rest, for a failure message.
+    fn buffered_frames(&self) -> Vec<String> {
+        let mut rest = &self.buf[..];
+        let mut out = Vec::new();
+        while let Some((frame, used)) = parse_frame(rest) {
+            out.push(format!("{frame:?}"));
+            rest = &rest[used..];
+        }
+        if !rest.is_empty() {
+            out.push(format!("{} bytes of an incomplete frame", rest.len()));
+        }
+        out
+    }
+}
+
+/// Whether a read error is the socket's read timeout passing (`WouldBlock` on Linux,
+/// `TimedOut` on some other systems), as opposed to a reset or another failure.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -389,22 +424,34 @@ impl Http {
     }
 
     pub fn request(&mut self, method: &str, target: &str, body: &[u8]) -> Response {
+        self.try_request(method, target, body)
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+    }
+
+    /// Sends a request and reads its response; an I/O error, or the end of the stream before a
+    /// whole response (`UnexpectedEof`), is returned rather than a panic.
+    pub fn try_request(
+        &mut self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> std::io::Result<Response> {
         let head = format!(
             "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let mut req = head.into_bytes();
         req.extend_from_slice(body);
-        self.stream.write_all(&req).unwrap();
+        self.stream.write_all(&req)?;
         self.read_response()
     }
 
     pub fn raw(&mut self, bytes: &[u8]) -> Response {
         self.stream.write_all(bytes).unwrap();
-        self.read_response()
+        self.read_response().expect("read response")
     }
 
-    fn read_response(&mut self) -> Response {
+    fn read_response(&mut self) -> std::io::Result<Response> {
         let mut tmp = [0u8; 65536];
         loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -422,11 +469,16 @@ impl Http {
                         String::from_utf8(self.buf[end + 4..end + 4 + len].to_vec()).unwrap();
                     self.buf.drain(..end + 4 + len);
                     let status = head[9..12].parse().unwrap();
-                    return Response { status, head, body };
+                    return Ok(Response { status, head, body });
                 }
             }
-            let n = self.stream.read(&mut tmp).expect("read response");
-            assert!(n > 0, "connection closed before a full response");
+            let n = self.stream.read(&mut tmp)?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed before a full response",
+                ));
+            }
             self.buf.extend_from_slice(&tmp[..n]);
         }
     }
@@ -439,8 +491,20 @@ impl Http {
         params: &[(&str, &str)],
         body: &str,
     ) -> Response {
+        self.try_signed(method, path, params, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`signed`](Self::signed), returning an I/O error instead of panicking.
+    pub fn try_signed(
+        &mut self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<Response> {
         let query = signed_query(method, path, params, body, APP_KEY, APP_SECRET, now());
-        self.request(method, &format!("{path}?{query}"), body.as_bytes())
+        self.try_request(method, &format!("{path}?{query}"), body.as_bytes())
     }
 
     /// Triggers `event` with `data` on `channels` (the SDKs' `trigger`).
@@ -451,6 +515,18 @@ impl Http {
         data: &str,
         socket_id: Option<&str>,
     ) -> Response {
+        self.try_trigger(channels, event, data, socket_id)
+            .unwrap_or_else(|e| panic!("trigger {event}: {e}"))
+    }
+
+    /// [`trigger`](Self::trigger), returning an I/O error instead of panicking.
+    pub fn try_trigger(
+        &mut self,
+        channels: &[&str],
+        event: &str,
+        data: &str,
+        socket_id: Option<&str>,
+    ) -> std::io::Result<Response> {
         let mut body = serde_json::json!({"name": event, "data": data});
         if channels.len() == 1 {
             body["channel"] = channels[0].into();
@@ -461,7 +537,7 @@ impl Http {
             body["socket_id"] = s.into();
         }
         let path = format!("/apps/{APP_ID}/events");
-        self.signed("POST", &path, &[], &body.to_string())
+        self.try_signed("POST", &path, &[], &body.to_string())
     }
 }
 
