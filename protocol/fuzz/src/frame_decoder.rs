@@ -8,6 +8,8 @@
 //! Checks, beyond "no panic":
 //! - the stream read whole and the stream read in pieces give the same messages and the same
 //!   error: where the network cuts a stream never changes what it means;
+//! - `decode_in_place` over the same pieces (a client's plain read buffer, consumed bytes
+//!   dropped after each call) gives what `decode` gives;
 //! - every decoded message obeys RFC 6455 and the limits: text is UTF-8, control payloads are
 //!   at most 125 bytes, close codes are valid and reasons at most 123 bytes, messages within
 //!   `max_message_size`;
@@ -18,7 +20,7 @@
 //! - the fast unmasking agrees with the reference one on the stream.
 
 use bytes::BytesMut;
-use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, Message};
+use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, InPlace, Message};
 use ringcast_protocol::ws::encode;
 use ringcast_protocol::ws::frame::Opcode;
 use ringcast_protocol::ws::mask::{apply_mask, apply_mask_reference};
@@ -72,6 +74,8 @@ pub fn run(data: &[u8]) {
     let pieces = split(stream, &mut rng);
     let in_pieces = decode_all(Decoder::new(cfg()), &pieces);
     assert_eq!(whole, in_pieces, "the stream means something else when cut");
+    let in_place = decode_all_in_place(Decoder::new(cfg()), &pieces);
+    assert_eq!(whole, in_place, "decoding in place means something else");
 
     let max_message = cfg().max_message_size;
     for s in &whole {
@@ -105,6 +109,49 @@ fn decode_all(mut decoder: Decoder, pieces: &[&[u8]]) -> Vec<Seen> {
                     assert!(matches!(decoder.decode(&mut buf), Ok(None)));
                     assert_eq!(buf.len(), left, "a second `need more` consumed input");
                     break;
+                }
+                Err(e) => {
+                    out.push(Seen::Error(e.close_code()));
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`decode_all`] through `decode_in_place`, with a `Vec` for the read buffer.
+fn decode_all_in_place(mut decoder: Decoder, pieces: &[&[u8]]) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode_in_place(&mut buf) {
+                Ok(InPlace { consumed, message }) => {
+                    let message = message.map(|m| m.to_message());
+                    assert!(consumed <= buf.len(), "consumed more than it was given");
+                    buf.drain(..consumed);
+                    match message {
+                        Some(msg) => {
+                            assert!(consumed > 0, "a message completed without input");
+                            out.push(seen(msg));
+                        }
+                        None => {
+                            let again = decoder.decode_in_place(&mut buf);
+                            assert!(
+                                matches!(
+                                    again,
+                                    Ok(InPlace {
+                                        consumed: 0,
+                                        message: None
+                                    })
+                                ),
+                                "a second `need more` consumed input"
+                            );
+                            break;
+                        }
+                    }
                 }
                 Err(e) => {
                     out.push(Seen::Error(e.close_code()));

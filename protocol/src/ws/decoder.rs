@@ -5,6 +5,13 @@
 //! is `Vec::new()`, which does not allocate, except while a fragmented message is arriving.
 //!
 //! Design choices, and why:
+//! - **Two ways out, one state machine.** [`Decoder::decode`] returns owned [`Message`]s and
+//!   drops the bytes it used from a [`BytesMut`]: the server takes the text and parses its JSON
+//!   in place. [`Decoder::decode_in_place`] decodes from any `&mut [u8]` and returns a
+//!   [`MessageRef`] that borrows the payload where it lies, with the count of bytes the caller
+//!   drops: a client that reads a fan-out (the load generator, the tests' client) neither
+//!   allocates nor copies per message. Both are thin wrappers of one private loop, so they
+//!   cannot disagree; the `frame_decoder` fuzz target checks that they do not.
 //! - **Need-more is `Ok(None)`.** An incomplete frame stays in the caller's buffer, untouched;
 //!   the caller reads more and calls again. The frames of a fragmented message are consumed as
 //!   they complete (their payload moves into the decoder's message buffer), so the caller's
@@ -28,6 +35,8 @@
 //!   back at once.
 //! - **No panics on any input.** Lengths are checked before use and slices are taken with
 //!   `get`, so fuzzed bytes can only produce `Ok` or `Err`.
+
+use std::ops::Range;
 
 use bytes::{Buf, BytesMut};
 
@@ -84,6 +93,47 @@ pub enum Message {
     Pong(Vec<u8>),
     /// A close frame, with its code and reason if it had a body.
     Close(Option<CloseFrame>),
+}
+
+/// A complete message or control frame decoded by [`Decoder::decode_in_place`]: a
+/// [`Message`] whose payload is borrowed, from the caller's buffer (unmasked in place) or, for
+/// a fragmented message, from the decoder's own message buffer. `Text` is valid UTF-8.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message (all fragments joined), valid UTF-8.
+    Text(&'a [u8]),
+    /// A binary message (all fragments joined).
+    Binary(&'a [u8]),
+    /// A ping, to be answered with a pong carrying the same payload.
+    Ping(&'a [u8]),
+    /// A pong (solicited or not).
+    Pong(&'a [u8]),
+    /// A close frame, with its code and reason if it had a body.
+    Close(Option<CloseFrame>),
+}
+
+impl MessageRef<'_> {
+    /// The same message, owned.
+    pub fn to_message(&self) -> Message {
+        match self {
+            Self::Text(p) => Message::Text(p.to_vec()),
+            Self::Binary(p) => Message::Binary(p.to_vec()),
+            Self::Ping(p) => Message::Ping(p.to_vec()),
+            Self::Pong(p) => Message::Pong(p.to_vec()),
+            Self::Close(c) => Message::Close(c.clone()),
+        }
+    }
+}
+
+/// What [`Decoder::decode_in_place`] did with the front of the caller's buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InPlace<'a> {
+    /// Bytes at the front of the buffer that the decoder is done with: whole frames, including
+    /// those of a fragment whose payload moved into the decoder. The caller drops them before
+    /// the next call, whether or not a message came with them.
+    pub consumed: usize,
+    /// The message those bytes completed; `None`: need more bytes.
+    pub message: Option<MessageRef<'a>>,
 }
 
 /// Why the peer's frames fail the connection.
@@ -173,6 +223,31 @@ enum Kind {
     Binary,
 }
 
+/// The type of a completed message that carries a payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    Text,
+    Binary,
+    Ping,
+    Pong,
+}
+
+/// Where the payload of a completed message lies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Payload {
+    /// In the caller's buffer, unmasked: a message of one frame, or a control frame.
+    Frame(Range<usize>),
+    /// In the decoder's message buffer: the fragments of a message, joined.
+    Assembled,
+}
+
+/// A message completed by the decoding loop, with its payload left where it lies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Completed {
+    Data(Body, Payload),
+    Close(Option<CloseFrame>),
+}
+
 /// Decodes the peer's frames into messages. See the module documentation.
 #[derive(Debug)]
 pub struct Decoder {
@@ -186,6 +261,8 @@ pub struct Decoder {
     /// Payload bytes of the incomplete text frame at the front of the caller's buffer already
     /// fed to `utf8`.
     checked: usize,
+    /// `message` is lent out by [`Decoder::decode_in_place`]; the next call releases it.
+    lent: bool,
 }
 
 /// Bytes unmasked at a time into a stack buffer to validate a frame not yet complete.
@@ -200,6 +277,7 @@ impl Decoder {
             fragmented: None,
             utf8: Utf8Validator::new(),
             checked: 0,
+            lent: false,
         }
     }
 
@@ -209,11 +287,62 @@ impl Decoder {
     /// `buf`, and the next call must be given the same buffer with more bytes appended.
     /// Control frames may arrive between fragments and are returned at once.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
-        let result = self.decode_frames(buf);
-        if result.is_err() {
-            *self = Self::new(self.cfg);
-        }
-        result
+        let (consumed, completed) = self.decode_frames_or_reset(buf)?;
+        let message = completed.map(|completed| match completed {
+            Completed::Close(frame) => Message::Close(frame),
+            Completed::Data(body, payload) => {
+                let data = match payload {
+                    Payload::Frame(range) => buf.get(range).unwrap_or_default().to_vec(),
+                    Payload::Assembled => std::mem::take(&mut self.message),
+                };
+                match body {
+                    Body::Text => Message::Text(data),
+                    Body::Binary => Message::Binary(data),
+                    Body::Ping => Message::Ping(data),
+                    Body::Pong => Message::Pong(data),
+                }
+            }
+        });
+        // Drop the frames with `advance`: unlike `split_to`, that keeps the buffer's
+        // single-owner representation.
+        buf.advance(consumed);
+        Ok(message)
+    }
+
+    /// Decodes at most one complete message from the front of `buf` without copying it: the
+    /// payload is unmasked in place and borrowed, from `buf` or, for a fragmented message, from
+    /// the decoder's message buffer (lent until the next call, which releases it).
+    ///
+    /// The same decoding as [`decode`](Self::decode), with the consumption left to the caller:
+    /// [`InPlace::consumed`] bytes at the front of `buf` are done with, and the next call must
+    /// be given the buffer without them, with any new bytes appended. `message: None` means
+    /// need more bytes; the bytes of an incomplete frame are among those not consumed.
+    pub fn decode_in_place<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> Result<InPlace<'a>, ProtocolError> {
+        let (consumed, completed) = self.decode_frames_or_reset(buf)?;
+        let buf: &'a [u8] = buf;
+        let message = match completed {
+            None => None,
+            Some(Completed::Close(frame)) => Some(MessageRef::Close(frame)),
+            Some(Completed::Data(body, payload)) => {
+                let data: &'a [u8] = match payload {
+                    Payload::Frame(range) => buf.get(range).unwrap_or_default(),
+                    Payload::Assembled => {
+                        self.lent = true;
+                        &self.message
+                    }
+                };
+                Some(match body {
+                    Body::Text => MessageRef::Text(data),
+                    Body::Binary => MessageRef::Binary(data),
+                    Body::Ping => MessageRef::Ping(data),
+                    Body::Pong => MessageRef::Pong(data),
+                })
+            }
+        };
+        Ok(InPlace { consumed, message })
     }
 
     /// Whether a fragmented message is in progress.
@@ -221,57 +350,82 @@ impl Decoder {
         self.fragmented.is_some()
     }
 
-    fn decode_frames(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+    /// [`decode_frames`](Self::decode_frames), starting afresh after an error: errors are
+    /// final, and the partial message's memory goes back at once.
+    fn decode_frames_or_reset(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<(usize, Option<Completed>), ProtocolError> {
+        let result = self.decode_frames(buf);
+        if result.is_err() {
+            *self = Self::new(self.cfg);
+        }
+        result
+    }
+
+    /// The decoding loop behind both ways out: processes the frames at the front of `buf`
+    /// until one completes a message or one is incomplete, and returns how many bytes the
+    /// frames it processed took, with the message they completed.
+    fn decode_frames(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<(usize, Option<Completed>), ProtocolError> {
+        if std::mem::take(&mut self.lent) {
+            self.message = Vec::new();
+        }
+        let mut at = 0;
         loop {
-            let Some(header) = FrameHeader::parse(buf)? else {
-                return Ok(None);
+            let rest = buf.get(at..).unwrap_or_default();
+            let Some(header) = FrameHeader::parse(rest)? else {
+                return Ok((at, None));
             };
             let len = self.check_header(&header)?;
             let text = self.is_text(header.opcode);
             let Some(total) = header.header_len.checked_add(len) else {
                 return Err(self.frame_too_large(&header));
             };
-            if buf.len() < total {
+            if rest.len() < total {
                 if text {
-                    let partial = buf.get(header.header_len..).unwrap_or_default();
+                    let partial = rest.get(header.header_len..).unwrap_or_default();
                     self.check_partial_text(partial, header.mask)?;
                 }
-                return Ok(None);
+                return Ok((at, None));
             }
-            // Unmask and read the payload where it lies, then drop the frame with `advance`:
-            // unlike `split_to`, that keeps the buffer's single-owner representation.
-            let payload = buf.get_mut(header.header_len..total).unwrap_or_default();
-            let message = self.complete_frame(&header, text, payload)?;
-            buf.advance(total);
-            if message.is_some() {
-                return Ok(message);
+            // Unmask and read the payload where it lies.
+            let payload = at + header.header_len..at + total;
+            at += total;
+            let bytes = buf.get_mut(payload.clone()).unwrap_or_default();
+            if let Some(completed) = self.complete_frame(&header, text, bytes, payload)? {
+                return Ok((at, Some(completed)));
             }
         }
     }
 
-    /// Handles a frame whose payload has fully arrived; `None` for a non-final fragment, whose
-    /// payload joins the message buffer.
+    /// Handles a frame whose payload, `bytes` at `range` of the caller's buffer, has fully
+    /// arrived; `None` for a non-final fragment, whose payload joins the message buffer.
     fn complete_frame(
         &mut self,
         header: &FrameHeader,
         text: bool,
-        payload: &mut [u8],
-    ) -> Result<Option<Message>, ProtocolError> {
+        bytes: &mut [u8],
+        range: Range<usize>,
+    ) -> Result<Option<Completed>, ProtocolError> {
         if let Some(key) = header.mask {
-            apply_mask(payload, key);
+            apply_mask(bytes, key);
         }
-        let checked = std::mem::take(&mut self.checked).min(payload.len());
+        let checked = std::mem::take(&mut self.checked).min(bytes.len());
         if text {
-            let unchecked = payload.get(checked..).unwrap_or_default();
+            let unchecked = bytes.get(checked..).unwrap_or_default();
             self.utf8
                 .feed(unchecked)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
-        let payload: &[u8] = payload;
+        let bytes: &[u8] = bytes;
+        let control = |body| Ok(Some(Completed::Data(body, Payload::Frame(range.clone()))));
         let kind = match header.opcode {
-            Opcode::Ping => return Ok(Some(Message::Ping(payload.to_vec()))),
-            Opcode::Pong => return Ok(Some(Message::Pong(payload.to_vec()))),
-            Opcode::Close => return Ok(Some(Message::Close(CloseFrame::parse(payload)?))),
+            Opcode::Ping => return control(Body::Ping),
+            Opcode::Pong => return control(Body::Pong),
+            Opcode::Close => return Ok(Some(Completed::Close(CloseFrame::parse(bytes)?))),
             Opcode::Text => Kind::Text,
             Opcode::Binary => Kind::Binary,
             // `check_header` refused a continuation with no message in progress.
@@ -283,22 +437,25 @@ impl Decoder {
             // the opcode set to 0, and terminated by a single frame with the FIN bit set and an
             // opcode of 0."
             self.fragmented = Some(kind);
-            self.message.extend_from_slice(payload);
+            self.message.extend_from_slice(bytes);
             return Ok(None);
         }
-        let data = if self.fragmented.take().is_some() {
-            self.message.extend_from_slice(payload);
-            std::mem::take(&mut self.message)
+        let payload = if self.fragmented.take().is_some() {
+            self.message.extend_from_slice(bytes);
+            Payload::Assembled
         } else {
-            payload.to_vec()
+            Payload::Frame(range)
         };
-        Ok(Some(match kind {
-            Kind::Text => {
-                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                Message::Text(data)
-            }
-            Kind::Binary => Message::Binary(data),
-        }))
+        Ok(Some(Completed::Data(
+            match kind {
+                Kind::Text => {
+                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                    Body::Text
+                }
+                Kind::Binary => Body::Binary,
+            },
+            payload,
+        )))
     }
 
     /// Applies the rules that depend on the connection; returns the payload length.

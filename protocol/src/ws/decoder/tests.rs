@@ -38,6 +38,33 @@ fn decode_all(d: &mut Decoder, bytes: &[u8]) -> (Vec<Message>, Result<(), Protoc
     }
 }
 
+/// Decodes `pieces` one after the other with `decode_in_place`, as a client with a plain
+/// `Vec` read buffer does: the consumed bytes are dropped after each call.
+fn decode_all_in_place(
+    d: &mut Decoder,
+    pieces: &[&[u8]],
+) -> (Vec<Message>, Result<(), ProtocolError>) {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        loop {
+            match d.decode_in_place(&mut buf) {
+                Ok(InPlace { consumed, message }) => {
+                    let message = message.map(|m| m.to_message());
+                    buf.drain(..consumed);
+                    match message {
+                        Some(m) => out.push(m),
+                        None => break,
+                    }
+                }
+                Err(e) => return (out, Err(e)),
+            }
+        }
+    }
+    (out, Ok(()))
+}
+
 fn one(bytes: &[u8]) -> Result<Message, ProtocolError> {
     let (mut msgs, end) = decode_all(&mut server(10_000), bytes);
     end?;
@@ -265,6 +292,83 @@ fn text_split_anywhere_and_fed_byte_by_byte_is_accepted() {
     }
 }
 
+/// What a server sends, as a client decodes it: unmasked frames from the server encoder,
+/// with a fragmented message (a ping between its fragments), text over 125 bytes and a close.
+fn server_stream() -> Vec<u8> {
+    [
+        encode::text(b"hello").to_vec(),
+        encode::frame(Opcode::Ping, b"p").to_vec(),
+        vec![0x01, 3, b'a', b'b', 0xc3],
+        encode::frame(Opcode::Pong, b"").to_vec(),
+        vec![0x80, 3, 0xa9, b'd', b'e'],
+        encode::text(&[b'x'; 300]).to_vec(),
+        encode::frame(Opcode::Binary, &[0, 1, 2]).to_vec(),
+        encode::close(4100, "Over capacity").to_vec(),
+    ]
+    .concat()
+}
+
+#[test]
+fn in_place_agrees_with_owned_decoding_split_anywhere() {
+    let client = || Decoder::new(DecoderConfig::client(&Limits::default()));
+    let wire = server_stream();
+    let (whole, end) = decode_all(&mut client(), &wire);
+    assert_eq!(end, Ok(()));
+    assert_eq!(whole.len(), 7, "{whole:?}");
+    assert_eq!(whole[3], Message::Text("abéde".into()));
+    for split in 1..wire.len() {
+        let pieces: Vec<&[u8]> = wire.chunks(split).collect();
+        assert_eq!(
+            decode_all_in_place(&mut client(), &pieces),
+            (whole.clone(), Ok(())),
+            "split {split}"
+        );
+    }
+    // A server decoding masked frames in place unmasks them where they lie.
+    let stream = [masked(0x01, b"fra"), masked(0x89, b"p"), masked(0x80, b"g")].concat();
+    for split in 1..stream.len() {
+        let pieces: Vec<&[u8]> = stream.chunks(split).collect();
+        assert_eq!(
+            decode_all_in_place(&mut server(100), &pieces),
+            decode_all(&mut server(100), &stream),
+            "split {split}"
+        );
+    }
+}
+
+#[test]
+fn in_place_borrows_the_payload_and_releases_a_lent_message() {
+    let mut d = Decoder::new(DecoderConfig::client(&Limits::default()));
+    let mut buf = [encode::text(b"one").to_vec(), vec![0x01, 1, b't']].concat();
+    let start = buf.as_ptr() as usize;
+    let InPlace { consumed, message } = d.decode_in_place(&mut buf).unwrap();
+    let Some(MessageRef::Text(text)) = message else {
+        panic!("{message:?}");
+    };
+    assert_eq!(text, b"one");
+    assert_eq!(
+        text.as_ptr() as usize,
+        start + 2,
+        "the payload is not copied"
+    );
+    assert_eq!(consumed, 5);
+    // The first fragment is consumed into the decoder; the message is not complete yet.
+    let mut rest = buf[consumed..].to_vec();
+    let step = d.decode_in_place(&mut rest).unwrap();
+    assert_eq!((step.consumed, step.message), (3, None));
+    assert!(d.in_message());
+    let mut last = vec![0x80, 2, b'w', b'o'];
+    let step = d.decode_in_place(&mut last).unwrap();
+    assert_eq!(
+        (step.consumed, step.message),
+        (4, Some(MessageRef::Text(b"two")))
+    );
+    assert!(d.lent && d.message.capacity() > 0);
+    // The next call takes the lent message back and frees it, whatever it then finds.
+    assert_eq!(d.decode_in_place(&mut []).unwrap().message, None);
+    assert_eq!((d.lent, d.message.capacity()), (false, 0));
+}
+
 #[test]
 fn idle_decoder_is_small() {
     assert!(std::mem::size_of::<Decoder>() <= 64);
@@ -330,5 +434,11 @@ fn chunking_never_changes_the_outcome_and_nothing_panics() {
             }
         }
         assert_eq!((msgs, end), whole, "{stream:x?}");
+        let pieces: Vec<&[u8]> = stream.chunks(1 + rng() as usize % 9).collect();
+        assert_eq!(
+            decode_all_in_place(&mut server(120), &pieces),
+            whole,
+            "in place: {stream:x?}"
+        );
     }
 }
