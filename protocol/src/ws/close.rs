@@ -5,7 +5,6 @@
 //! interesting code and expects the invalid ones to fail the connection with 1002.
 
 use super::decoder::ProtocolError;
-use super::utf8::Utf8Validator;
 
 /// A close status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,11 +72,28 @@ pub struct CloseFrame {
 
 impl CloseFrame {
     /// Parses an unmasked close payload; `Ok(None)` for an empty one (a close without a code).
+    /// The rules are [`CloseRef::parse`]'s; this copies the reason.
+    pub fn parse(payload: &[u8]) -> Result<Option<Self>, ProtocolError> {
+        Ok(CloseRef::parse(payload)?.map(CloseRef::to_frame))
+    }
+}
+
+/// The body of a close frame borrowed from its payload: a [`CloseFrame`] without the copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseRef<'a> {
+    /// The status code.
+    pub code: CloseCode,
+    /// The reason, possibly empty.
+    pub reason: &'a str,
+}
+
+impl<'a> CloseRef<'a> {
+    /// Parses an unmasked close payload; `Ok(None)` for an empty one (a close without a code).
     ///
     /// The decoder has already refused payloads over 125 bytes (section 5.5: "All control
     /// frames MUST have a payload length of 125 bytes or less"), which leaves at most 123 bytes
     /// of reason.
-    pub fn parse(payload: &[u8]) -> Result<Option<Self>, ProtocolError> {
+    pub fn parse(payload: &'a [u8]) -> Result<Option<Self>, ProtocolError> {
         // Section 5.5.1: "If there is a body, the first two bytes of the body MUST be a 2-byte
         // unsigned integer (in network byte order) representing a status code". A single byte
         // cannot be one.
@@ -91,12 +107,16 @@ impl CloseFrame {
         }
         // Section 5.5.1: the reason's "data is not guaranteed to be human readable but ... it
         // is UTF-8", and section 8.1 fails the connection on invalid UTF-8.
-        let mut utf8 = Utf8Validator::new();
-        utf8.feed(reason)
-            .and_then(|()| utf8.finish())
-            .map_err(|_| ProtocolError::InvalidUtf8)?;
-        let reason = String::from_utf8_lossy(reason).into_owned();
+        let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
         Ok(Some(Self { code, reason }))
+    }
+
+    /// The owned close frame.
+    pub fn to_frame(self) -> CloseFrame {
+        CloseFrame {
+            code: self.code,
+            reason: self.reason.to_owned(),
+        }
     }
 }
 
@@ -152,6 +172,13 @@ mod tests {
         assert_eq!(
             CloseFrame::parse(&1005u16.to_be_bytes()),
             Err(ProtocolError::InvalidCloseCode(1005))
+        );
+        assert_eq!(
+            CloseRef::parse(&p),
+            Ok(Some(CloseRef {
+                code: CloseCode(4000),
+                reason: "bye ✓"
+            }))
         );
     }
 }

@@ -11,7 +11,10 @@
 //!   [`MessageRef`] that borrows the payload where it lies, with the count of bytes the caller
 //!   drops: a client that reads a fan-out (the load generator, the tests' client) neither
 //!   allocates nor copies per message. Both are thin wrappers of one private loop, so they
-//!   cannot disagree; the `frame_decoder` fuzz target checks that they do not.
+//!   cannot disagree; the `frame_decoder` fuzz target checks that they do not. The loop and
+//!   the header parser are `#[inline]` and hand back a small `Copy` step, so that in another
+//!   crate's receive loop they cost what a hand-written header parser did (the load
+//!   generator's `receive_parse` bench in `bench/benches/frames.rs` measures it).
 //! - **Need-more is `Ok(None)`.** An incomplete frame stays in the caller's buffer, untouched;
 //!   the caller reads more and calls again. The frames of a fragmented message are consumed as
 //!   they complete (their payload moves into the decoder's message buffer), so the caller's
@@ -36,11 +39,9 @@
 //! - **No panics on any input.** Lengths are checked before use and slices are taken with
 //!   `get`, so fuzzed bytes can only produce `Ok` or `Err`.
 
-use std::ops::Range;
-
 use bytes::{Buf, BytesMut};
 
-use super::close::CloseFrame;
+use super::close::{CloseFrame, CloseRef};
 use super::frame::{FrameHeader, Opcode};
 use super::mask::{apply_mask, key_at};
 use super::utf8::Utf8Validator;
@@ -109,18 +110,18 @@ pub enum MessageRef<'a> {
     /// A pong (solicited or not).
     Pong(&'a [u8]),
     /// A close frame, with its code and reason if it had a body.
-    Close(Option<CloseFrame>),
+    Close(Option<CloseRef<'a>>),
 }
 
 impl MessageRef<'_> {
     /// The same message, owned.
     pub fn to_message(&self) -> Message {
-        match self {
+        match *self {
             Self::Text(p) => Message::Text(p.to_vec()),
             Self::Binary(p) => Message::Binary(p.to_vec()),
             Self::Ping(p) => Message::Ping(p.to_vec()),
             Self::Pong(p) => Message::Pong(p.to_vec()),
-            Self::Close(c) => Message::Close(c.clone()),
+            Self::Close(c) => Message::Close(c.map(CloseRef::to_frame)),
         }
     }
 }
@@ -223,9 +224,9 @@ enum Kind {
     Binary,
 }
 
-/// The type of a completed message that carries a payload.
+/// The type of a completed message with a payload for the application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Body {
+enum Data {
     Text,
     Binary,
     Ping,
@@ -233,19 +234,32 @@ enum Body {
 }
 
 /// Where the payload of a completed message lies.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Payload {
-    /// In the caller's buffer, unmasked: a message of one frame, or a control frame.
-    Frame(Range<usize>),
+    /// In the caller's buffer, unmasked, from `start` to the end of the consumed bytes: a
+    /// message of one frame, or a control frame.
+    Frame { start: usize },
     /// In the decoder's message buffer: the fragments of a message, joined.
     Assembled,
 }
 
-/// A message completed by the decoding loop, with its payload left where it lies.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A message completed by the decoding loop, its payload left where it lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Completed {
-    Data(Body, Payload),
-    Close(Option<CloseFrame>),
+    Data(Data, Payload),
+    /// A close frame, whose payload (in the caller's buffer from `start`) the caller of the
+    /// loop parses, failing on a bad one.
+    Close {
+        start: usize,
+    },
+}
+
+/// What the decoding loop did: the bytes of the frames it processed, and the message they
+/// completed. Small and `Copy`, so that it comes back in registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Step {
+    consumed: usize,
+    completed: Option<Completed>,
 }
 
 /// Decodes the peer's frames into messages. See the module documentation.
@@ -287,22 +301,32 @@ impl Decoder {
     /// `buf`, and the next call must be given the same buffer with more bytes appended.
     /// Control frames may arrive between fragments and are returned at once.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
-        let (consumed, completed) = self.decode_frames_or_reset(buf)?;
-        let message = completed.map(|completed| match completed {
-            Completed::Close(frame) => Message::Close(frame),
-            Completed::Data(body, payload) => {
-                let data = match payload {
-                    Payload::Frame(range) => buf.get(range).unwrap_or_default().to_vec(),
+        let Step {
+            consumed,
+            completed,
+        } = self.decode_frames_or_reset(buf)?;
+        let message = match completed {
+            None => None,
+            Some(Completed::Close { start }) => {
+                let payload = buf.get(start..consumed).unwrap_or_default();
+                let close = self.close_or_reset(payload)?;
+                Some(Message::Close(close.map(CloseRef::to_frame)))
+            }
+            Some(Completed::Data(data, payload)) => {
+                let payload = match payload {
+                    Payload::Frame { start } => {
+                        buf.get(start..consumed).unwrap_or_default().to_vec()
+                    }
                     Payload::Assembled => std::mem::take(&mut self.message),
                 };
-                match body {
-                    Body::Text => Message::Text(data),
-                    Body::Binary => Message::Binary(data),
-                    Body::Ping => Message::Ping(data),
-                    Body::Pong => Message::Pong(data),
-                }
+                Some(match data {
+                    Data::Text => Message::Text(payload),
+                    Data::Binary => Message::Binary(payload),
+                    Data::Ping => Message::Ping(payload),
+                    Data::Pong => Message::Pong(payload),
+                })
             }
-        });
+        };
         // Drop the frames with `advance`: unlike `split_to`, that keeps the buffer's
         // single-owner representation.
         buf.advance(consumed);
@@ -317,28 +341,35 @@ impl Decoder {
     /// [`InPlace::consumed`] bytes at the front of `buf` are done with, and the next call must
     /// be given the buffer without them, with any new bytes appended. `message: None` means
     /// need more bytes; the bytes of an incomplete frame are among those not consumed.
+    #[inline]
     pub fn decode_in_place<'a>(
         &'a mut self,
         buf: &'a mut [u8],
     ) -> Result<InPlace<'a>, ProtocolError> {
-        let (consumed, completed) = self.decode_frames_or_reset(buf)?;
+        let Step {
+            consumed,
+            completed,
+        } = self.decode_frames_or_reset(buf)?;
         let buf: &'a [u8] = buf;
         let message = match completed {
             None => None,
-            Some(Completed::Close(frame)) => Some(MessageRef::Close(frame)),
-            Some(Completed::Data(body, payload)) => {
-                let data: &'a [u8] = match payload {
-                    Payload::Frame(range) => buf.get(range).unwrap_or_default(),
+            Some(Completed::Close { start }) => {
+                let payload = buf.get(start..consumed).unwrap_or_default();
+                Some(MessageRef::Close(self.close_or_reset(payload)?))
+            }
+            Some(Completed::Data(data, payload)) => {
+                let payload: &'a [u8] = match payload {
+                    Payload::Frame { start } => buf.get(start..consumed).unwrap_or_default(),
                     Payload::Assembled => {
                         self.lent = true;
                         &self.message
                     }
                 };
-                Some(match body {
-                    Body::Text => MessageRef::Text(data),
-                    Body::Binary => MessageRef::Binary(data),
-                    Body::Ping => MessageRef::Ping(data),
-                    Body::Pong => MessageRef::Pong(data),
+                Some(match data {
+                    Data::Text => MessageRef::Text(payload),
+                    Data::Binary => MessageRef::Binary(payload),
+                    Data::Ping => MessageRef::Ping(payload),
+                    Data::Pong => MessageRef::Pong(payload),
                 })
             }
         };
@@ -352,32 +383,48 @@ impl Decoder {
 
     /// [`decode_frames`](Self::decode_frames), starting afresh after an error: errors are
     /// final, and the partial message's memory goes back at once.
-    fn decode_frames_or_reset(
-        &mut self,
-        buf: &mut [u8],
-    ) -> Result<(usize, Option<Completed>), ProtocolError> {
+    #[inline]
+    fn decode_frames_or_reset(&mut self, buf: &mut [u8]) -> Result<Step, ProtocolError> {
         let result = self.decode_frames(buf);
         if result.is_err() {
-            *self = Self::new(self.cfg);
+            self.reset();
         }
         result
     }
 
-    /// The decoding loop behind both ways out: processes the frames at the front of `buf`
-    /// until one completes a message or one is incomplete, and returns how many bytes the
-    /// frames it processed took, with the message they completed.
-    fn decode_frames(
+    /// Parses a close frame's payload, starting afresh if it is invalid.
+    fn close_or_reset<'p>(
         &mut self,
-        buf: &mut [u8],
-    ) -> Result<(usize, Option<Completed>), ProtocolError> {
-        if std::mem::take(&mut self.lent) {
+        payload: &'p [u8],
+    ) -> Result<Option<CloseRef<'p>>, ProtocolError> {
+        let result = CloseRef::parse(payload);
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    #[cold]
+    fn reset(&mut self) {
+        *self = Self::new(self.cfg);
+    }
+
+    /// The decoding loop behind both ways out: processes the frames at the front of `buf`
+    /// until one completes a message or one is incomplete.
+    #[inline]
+    fn decode_frames(&mut self, buf: &mut [u8]) -> Result<Step, ProtocolError> {
+        if self.lent {
+            self.lent = false;
             self.message = Vec::new();
         }
         let mut at = 0;
         loop {
             let rest = buf.get(at..).unwrap_or_default();
             let Some(header) = FrameHeader::parse(rest)? else {
-                return Ok((at, None));
+                return Ok(Step {
+                    consumed: at,
+                    completed: None,
+                });
             };
             let len = self.check_header(&header)?;
             let text = self.is_text(header.opcode);
@@ -389,43 +436,50 @@ impl Decoder {
                     let partial = rest.get(header.header_len..).unwrap_or_default();
                     self.check_partial_text(partial, header.mask)?;
                 }
-                return Ok((at, None));
+                return Ok(Step {
+                    consumed: at,
+                    completed: None,
+                });
             }
             // Unmask and read the payload where it lies.
-            let payload = at + header.header_len..at + total;
+            let start = at + header.header_len;
             at += total;
-            let bytes = buf.get_mut(payload.clone()).unwrap_or_default();
-            if let Some(completed) = self.complete_frame(&header, text, bytes, payload)? {
-                return Ok((at, Some(completed)));
+            let payload = buf.get_mut(start..at).unwrap_or_default();
+            if let Some(completed) = self.complete_frame(&header, text, payload, start)? {
+                return Ok(Step {
+                    consumed: at,
+                    completed: Some(completed),
+                });
             }
         }
     }
 
-    /// Handles a frame whose payload, `bytes` at `range` of the caller's buffer, has fully
-    /// arrived; `None` for a non-final fragment, whose payload joins the message buffer.
+    /// Handles a frame whose payload, at `start` in the caller's buffer, has fully arrived;
+    /// `None` for a non-final fragment, whose payload joins the message buffer.
+    #[inline]
     fn complete_frame(
         &mut self,
         header: &FrameHeader,
         text: bool,
-        bytes: &mut [u8],
-        range: Range<usize>,
+        payload: &mut [u8],
+        start: usize,
     ) -> Result<Option<Completed>, ProtocolError> {
         if let Some(key) = header.mask {
-            apply_mask(bytes, key);
+            apply_mask(payload, key);
         }
-        let checked = std::mem::take(&mut self.checked).min(bytes.len());
+        let checked = std::mem::take(&mut self.checked).min(payload.len());
         if text {
-            let unchecked = bytes.get(checked..).unwrap_or_default();
+            let unchecked = payload.get(checked..).unwrap_or_default();
             self.utf8
                 .feed(unchecked)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
-        let bytes: &[u8] = bytes;
-        let control = |body| Ok(Some(Completed::Data(body, Payload::Frame(range.clone()))));
+        let payload: &[u8] = payload;
+        let frame = Payload::Frame { start };
         let kind = match header.opcode {
-            Opcode::Ping => return control(Body::Ping),
-            Opcode::Pong => return control(Body::Pong),
-            Opcode::Close => return Ok(Some(Completed::Close(CloseFrame::parse(bytes)?))),
+            Opcode::Ping => return Ok(Some(Completed::Data(Data::Ping, frame))),
+            Opcode::Pong => return Ok(Some(Completed::Data(Data::Pong, frame))),
+            Opcode::Close => return Ok(Some(Completed::Close { start })),
             Opcode::Text => Kind::Text,
             Opcode::Binary => Kind::Binary,
             // `check_header` refused a continuation with no message in progress.
@@ -437,28 +491,27 @@ impl Decoder {
             // the opcode set to 0, and terminated by a single frame with the FIN bit set and an
             // opcode of 0."
             self.fragmented = Some(kind);
-            self.message.extend_from_slice(bytes);
+            self.message.extend_from_slice(payload);
             return Ok(None);
         }
         let payload = if self.fragmented.take().is_some() {
-            self.message.extend_from_slice(bytes);
+            self.message.extend_from_slice(payload);
             Payload::Assembled
         } else {
-            Payload::Frame(range)
+            frame
         };
-        Ok(Some(Completed::Data(
-            match kind {
-                Kind::Text => {
-                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                    Body::Text
-                }
-                Kind::Binary => Body::Binary,
-            },
-            payload,
-        )))
+        let data = match kind {
+            Kind::Text => {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                Data::Text
+            }
+            Kind::Binary => Data::Binary,
+        };
+        Ok(Some(Completed::Data(data, payload)))
     }
 
     /// Applies the rules that depend on the connection; returns the payload length.
+    #[inline]
     fn check_header(&self, header: &FrameHeader) -> Result<usize, ProtocolError> {
         match (header.mask.is_some(), self.cfg.require_mask) {
             // Section 5.1: "The server MUST close the connection upon receiving a frame that is
@@ -492,6 +545,7 @@ impl Decoder {
         Ok(len)
     }
 
+    #[inline]
     fn frame_too_large(&self, header: &FrameHeader) -> ProtocolError {
         ProtocolError::FrameTooLarge {
             len: header.payload_len,
@@ -500,6 +554,7 @@ impl Decoder {
     }
 
     /// Whether a frame with `opcode` carries text in the current state.
+    #[inline]
     fn is_text(&self, opcode: Opcode) -> bool {
         match opcode {
             Opcode::Text => true,

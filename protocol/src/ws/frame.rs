@@ -80,6 +80,8 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     /// Parses the header at the front of `buf`. `Ok(None)`: the header is not complete yet.
+    /// Inlined, so that the header comes back in registers, not through memory.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Option<Self>, ProtocolError> {
         let Some(&b0) = buf.first() else {
             return Ok(None);
