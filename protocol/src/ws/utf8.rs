@@ -12,9 +12,11 @@
 //! byte, including the narrowed second byte after `E0`, `ED`, `F0` and `F4`, overlong forms,
 //! surrogates and code points above U+10FFFF are refused at the first byte that rules them out.
 //!
-//! [`Utf8Validator::feed`] hands whole runs to `std::str::from_utf8` (which is fast and, through
-//! `Utf8Error::error_len`, tells an invalid byte from a truncated character) and only walks the
-//! table for the up to three bytes of a character split between calls.
+//! [`Utf8Validator::feed`] first checks whether the bytes are all ASCII (Pusher messages are
+//! JSON, mostly ASCII; that check is a few vector instructions per 64 bytes), else hands them to
+//! `std::str::from_utf8` (which, through `Utf8Error::error_len`, tells an invalid byte from a
+//! truncated character) and only walks the table for the up to three bytes of a character split
+//! between calls.
 //! [`Utf8Validator::feed_reference`] walks the table for every byte; tests check that both agree
 //! with each other and with `std::str::from_utf8` over many ways of splitting the input.
 
@@ -22,6 +24,21 @@
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
 #[error("invalid UTF-8")]
 pub struct InvalidUtf8;
+
+/// Whether `bytes` are all ASCII: the OR of all their 64-bit words (and the last few bytes) has
+/// no byte with the high bit set. No early exit, so the loop is only loads and ORs, which the
+/// compiler unrolls into vector instructions; text that is not ASCII pays one such pass more
+/// before `std::str::from_utf8` looks at it.
+fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder().iter().fold(0, |acc, &b| acc | b);
+    let any = words.fold(0, |acc, word| {
+        // Never the fallback: `chunks_exact(8)` yields 8 bytes.
+        acc | u64::from_ne_bytes(word.try_into().unwrap_or([0x80; 8]))
+    });
+    any & HIGH_BITS == 0 && tail < 0x80
+}
 
 /// Validation state between chunks: how many continuation bytes the current character still
 /// needs and the range the next one must fall in. Three bytes, `Copy`.
@@ -52,6 +69,9 @@ impl Utf8Validator {
             };
             self.step(b)?;
             rest = tail;
+        }
+        if is_ascii(rest) {
+            return Ok(());
         }
         match std::str::from_utf8(rest) {
             Ok(_) => Ok(()),
@@ -189,6 +209,21 @@ mod tests {
             b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited",
         ];
         out.extend(invalid.iter().map(|b| b.to_vec()));
+        // Longer than the ASCII fast path's blocks: an ASCII run with a character, a truncated
+        // character or an invalid byte before, across and after a block boundary.
+        for at in [0, 5, 30, 31, 32, 33, 63, 64, 70] {
+            for odd in [
+                &b"\xc3\xa9"[..],
+                b"\xe2\x82\xac",
+                b"\xe2\x82",
+                b"\xff",
+                b"\x80",
+            ] {
+                let mut bytes = vec![b'a'; 80];
+                bytes.splice(at..at, odd.iter().copied());
+                out.push(bytes);
+            }
+        }
         // Pseudo-random bytes biased towards the interesting lead and continuation bytes.
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         for len in 1..60 {
