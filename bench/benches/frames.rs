@@ -22,7 +22,7 @@ use ringcast_bench::client::classify;
 use ringcast_bench::payload::{self as stamp, Stamp};
 use ringcast_bench::ws::Inbox;
 use ringcast_protocol::pusher::event::ServerEvent;
-use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig};
+use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, MessageRef};
 use ringcast_protocol::ws::encode;
 use ringcast_protocol::ws::frame::Opcode;
 use ringcast_protocol::ws::mask::{apply_mask, apply_mask_reference};
@@ -47,19 +47,6 @@ fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A client's frame: the server encoder's frame with the mask bit, key and masked payload.
-fn masked_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
-    let frame = encode::frame(opcode, payload);
-    let header = encode::header_len(payload.len());
-    let mut out = frame[..header].to_vec();
-    out[1] |= 0x80;
-    out.extend_from_slice(&KEY);
-    let mut body = payload.to_vec();
-    apply_mask_reference(&mut body, KEY);
-    out.extend_from_slice(&body);
-    out
-}
-
 fn decode(c: &mut Criterion) {
     for (name, opcode) in [
         ("decode_text", Opcode::Text),
@@ -67,7 +54,7 @@ fn decode(c: &mut Criterion) {
     ] {
         let mut group = c.benchmark_group(name);
         for size in SIZES {
-            let frame = masked_frame(opcode, &payload(size));
+            let frame = encode::masked(opcode, &payload(size), KEY);
             group.throughput(Throughput::Bytes(size as u64));
             group.bench_with_input(BenchmarkId::from_parameter(size), &frame, |b, frame| {
                 b.iter_batched_ref(
@@ -155,9 +142,8 @@ fn receive(c: &mut Criterion) {
                         inbox.push(read);
                         while let Some(msg) = inbox.next_message().expect("valid stream") {
                             if classify_each {
-                                let text = match msg {
-                                    ringcast_bench::ws::Message::Text(t) => t,
-                                    other => panic!("{other:?}"),
+                                let MessageRef::Text(text) = msg else {
+                                    panic!("{msg:?}");
                                 };
                                 black_box(classify(text).expect("an event"));
                             } else {

@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use ringcast_protocol::pusher::json;
+use ringcast_protocol::ws::decoder::MessageRef;
 use ringcast_protocol::ws::frame::Opcode;
 use serde::Deserialize;
 
 use crate::error::BenchError;
 use crate::payload::{self, Stamp};
 use crate::target::Target;
-use crate::ws::{Message, SocketOpts, WsConn};
+use crate::ws::{SocketOpts, WsConn};
 
 /// `pusher:subscribe` to a public channel, as pusher-js writes it.
 pub fn subscribe(channel: &str) -> Vec<u8> {
@@ -223,18 +224,18 @@ enum Reply {
     PusherPong,
 }
 
-fn step_for(msg: Message<'_>) -> Result<Reply, BenchError> {
+fn step_for(msg: MessageRef<'_>) -> Result<Reply, BenchError> {
     Ok(match msg {
-        Message::Text(t) | Message::Binary(t) => match classify(t)? {
+        MessageRef::Text(t) | MessageRef::Binary(t) => match classify(t)? {
             Event::Stamped(s) => Reply::Step(Step::Stamped(s)),
             Event::Ping => Reply::PusherPong,
             e => Reply::Step(Step::Event(e)),
         },
         // RFC 6455 section 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
         // frame in response ... with identical Application data".
-        Message::Ping(p) => Reply::Pong(p.to_vec()),
-        Message::Pong => Reply::Nothing,
-        Message::Close(code) => Reply::Step(Step::Closed(code)),
+        MessageRef::Ping(p) => Reply::Pong(p.to_vec()),
+        MessageRef::Pong(_) => Reply::Nothing,
+        MessageRef::Close(close) => Reply::Step(Step::Closed(close.map(|c| c.code.0))),
     })
 }
 

@@ -5,6 +5,8 @@
 
 use std::io;
 
+use ringcast_protocol::ws::decoder::ProtocolError;
+
 /// Why a client connection or request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -16,7 +18,7 @@ pub enum BenchError {
     Handshake(String),
     /// The server broke RFC 6455 framing (as a client sees it).
     #[error("frame: {0}")]
-    Frame(&'static str),
+    Frame(#[from] ProtocolError),
     /// The server's Pusher messages were not what the protocol requires.
     #[error("pusher: {0}")]
     Pusher(String),

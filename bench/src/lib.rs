@@ -23,7 +23,8 @@
 //!
 //! ## Layout
 //! - [`sys`]: the few system calls the standard library does not wrap.
-//! - [`frame`], [`ws`], [`client`], [`http`]: the client side of RFC 6455, Pusher and the API.
+//! - [`ws`], [`client`], [`http`]: the client side of RFC 6455 (with the protocol crate's
+//!   framing and handshake key), Pusher and the API.
 //! - [`payload`], [`track`]: the self-checking payload and the per-subscriber checker.
 //! - [`stats`], [`procfs`], [`runner`]: counters, histograms, `/proc` samples, threads.
 //! - [`report`], [`svg`]: the table, the JSON document and the chart.
@@ -33,7 +34,6 @@
 pub mod cli;
 pub mod client;
 pub mod error;
-pub mod frame;
 pub mod http;
 pub mod payload;
 pub mod procfs;

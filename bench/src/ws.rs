@@ -4,6 +4,11 @@
 //! One task owns each connection and alternates between reading and writing, so no read is ever
 //! raced against a write on the same socket. The read buffer starts at the size the scenario
 //! asks for (small for idle connections) and grows only when one frame does not fit.
+//!
+//! The framing is the protocol crate's, from the client's side: RFC 6455 section 5.1 says "a
+//! client MUST mask all frames that it sends to the server" ([`encode::masked`]) and "A client
+//! MUST close a connection if it detects a masked frame" (the decoder in client mode, which
+//! borrows each message from the read buffer: no copy or allocation per message).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -13,11 +18,12 @@ use base64::Engine as _;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use ringcast_protocol::ws::frame::Opcode;
-use sha1::{Digest, Sha1};
+use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, InPlace, MessageRef};
+use ringcast_protocol::ws::encode;
+use ringcast_protocol::ws::frame::{FrameHeader, Opcode};
+use ringcast_protocol::ws::handshake::accept_key;
 
 use crate::error::BenchError;
-use crate::frame::{FrameHead, masked, parse_head};
 use crate::sys;
 use crate::target::Target;
 
@@ -67,36 +73,23 @@ pub async fn tcp_connect(addr: SocketAddr, opts: SocketOpts) -> Result<TcpStream
     Ok(stream)
 }
 
-/// A message as the application sees it (fragments already joined).
-#[derive(Debug, PartialEq, Eq)]
-pub enum Message<'a> {
-    /// Text message.
-    Text(&'a [u8]),
-    /// Binary message.
-    Binary(&'a [u8]),
-    /// Ping with its payload.
-    Ping(&'a [u8]),
-    /// Pong.
-    Pong,
-    /// Close with the code, if the frame had one.
-    Close(Option<u16>),
-}
-
 /// Largest server frame or message the client accepts.
 const MAX_MESSAGE: usize = 1 << 20;
 
+/// What the client accepts from a server: unmasked frames and messages up to [`MAX_MESSAGE`].
+const CLIENT: DecoderConfig = DecoderConfig {
+    max_frame_size: MAX_MESSAGE,
+    max_message_size: MAX_MESSAGE,
+    require_mask: false,
+};
+
 /// Received bytes and the messages in them, independent of the socket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Inbox {
     buf: Vec<u8>,
     /// Start of unconsumed bytes in `buf`.
     pos: usize,
-    /// Bytes the frame at `pos` needs in all (for growing the buffer).
-    need: usize,
-    /// Joined payload of a fragmented message, with its first frame's opcode.
-    fragments: Option<(Opcode, Vec<u8>)>,
-    /// The last fragmented message completed, lent out by `next_message`.
-    assembled: Vec<u8>,
+    decoder: Decoder,
 }
 
 /// An open WebSocket client connection.
@@ -193,7 +186,7 @@ impl WsConn {
     /// Sends a masked frame.
     pub async fn send(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), BenchError> {
         let key = self.next_key();
-        self.write_raw(masked(opcode, payload, key)).await
+        self.write_raw(encode::masked(opcode, payload, key)).await
     }
 
     /// Sends a masked text frame.
@@ -223,7 +216,7 @@ impl WsConn {
     }
 
     /// The next complete message received; `Ok(None)`: call [`fill`](Self::fill).
-    pub fn next_message(&mut self) -> Result<Option<Message<'_>>, BenchError> {
+    pub fn next_message(&mut self) -> Result<Option<MessageRef<'_>>, BenchError> {
         self.inbox.next_message()
     }
 }
@@ -233,7 +226,8 @@ impl Inbox {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             buf: Vec::with_capacity(capacity.max(64)),
-            ..Self::default()
+            pos: 0,
+            decoder: Decoder::new(CLIENT),
         }
     }
 
@@ -265,8 +259,14 @@ impl Inbox {
     /// into `len..cap`; the caller puts it back in `self.buf`.
     fn take_for_read(&mut self) -> (Vec<u8>, usize, usize) {
         self.compact();
-        if self.need > self.buf.capacity() {
-            self.buf.reserve(self.need - self.buf.len());
+        // The whole frame at the front, once its header is here (a header error surfaces from
+        // `next_message`); else room for the longest header.
+        let need = match FrameHeader::parse(&self.buf) {
+            Ok(Some(h)) => h.header_len + h.payload_len.min(MAX_MESSAGE as u64) as usize,
+            _ => self.buf.len() + 14,
+        };
+        if need > self.buf.capacity() {
+            self.buf.reserve(need - self.buf.len());
         } else if self.buf.len() == self.buf.capacity() {
             self.buf.reserve(self.buf.capacity());
         }
@@ -275,82 +275,19 @@ impl Inbox {
     }
 
     /// The next complete message in the buffer; `Ok(None)`: more bytes are needed.
-    pub fn next_message(&mut self) -> Result<Option<Message<'_>>, BenchError> {
-        loop {
-            let Some(head) = parse_head(&self.buf[self.pos..], MAX_MESSAGE)? else {
-                self.need = self.buf.len() - self.pos + 14;
-                return Ok(None);
-            };
-            if self.buf.len() - self.pos < head.total_len() {
-                self.need = head.total_len();
-                return Ok(None);
-            }
-            self.need = 0;
-            let start = self.pos + head.header_len;
-            let end = self.pos + head.total_len();
-            self.pos = end;
-            if head.opcode.is_control() {
-                return Ok(Some(control(head, &self.buf[start..end])));
-            }
-            match (head.opcode, head.fin, self.fragments.is_some()) {
-                (Opcode::Continuation, _, false) => {
-                    return Err(BenchError::Frame("continuation without a message"));
-                }
-                (Opcode::Continuation, fin, true) => {
-                    let (_, joined) = self.fragments.as_mut().expect("checked");
-                    joined.extend_from_slice(&self.buf[start..end]);
-                    if joined.len() > MAX_MESSAGE {
-                        return Err(BenchError::Frame("message too large"));
-                    }
-                    if fin {
-                        let (opcode, joined) = self.fragments.take().expect("checked");
-                        self.assembled = joined;
-                        return Ok(Some(data(opcode, &self.assembled)));
-                    }
-                }
-                (_, _, true) => {
-                    return Err(BenchError::Frame("new message inside a fragmented one"));
-                }
-                (opcode, true, false) => return Ok(Some(data(opcode, &self.buf[start..end]))),
-                (opcode, false, false) => {
-                    self.fragments = Some((opcode, self.buf[start..end].to_vec()));
-                }
-            }
-        }
+    pub fn next_message(&mut self) -> Result<Option<MessageRef<'_>>, BenchError> {
+        let unread = self.buf.get_mut(self.pos..).unwrap_or_default();
+        let InPlace { consumed, message } = self.decoder.decode_in_place(unread)?;
+        self.pos += consumed;
+        Ok(message)
     }
-}
-
-fn data(opcode: Opcode, payload: &[u8]) -> Message<'_> {
-    if opcode == Opcode::Binary {
-        Message::Binary(payload)
-    } else {
-        Message::Text(payload)
-    }
-}
-
-fn control(head: FrameHead, payload: &[u8]) -> Message<'_> {
-    match head.opcode {
-        Opcode::Ping => Message::Ping(payload),
-        Opcode::Pong => Message::Pong,
-        _ => Message::Close(
-            (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])),
-        ),
-    }
-}
-
-/// `Sec-WebSocket-Accept` for `key` (RFC 6455 section 4.2.2).
-pub fn accept_key(key: &str) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key.as_bytes());
-    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use ringcast_protocol::ws::encode;
+    use ringcast_protocol::ws::decoder::Message;
 
     #[test]
     fn inbox_yields_messages_split_at_every_byte() {
@@ -369,22 +306,49 @@ mod tests {
             for chunk in wire.chunks(split) {
                 inbox.push(chunk);
                 while let Some(m) = inbox.next_message().unwrap() {
-                    got.push(format!("{m:?}"));
+                    got.push(m.to_message());
                 }
             }
             assert_eq!(got.len(), 6, "split {split}: {got:?}");
-            assert_eq!(got[0], format!("{:?}", Message::Text(b"hello")));
-            assert_eq!(got[2], format!("{:?}", Message::Ping(b"")));
-            assert_eq!(got[3], format!("{:?}", Message::Text(b"abcde")));
-            assert_eq!(got[5], format!("{:?}", Message::Close(Some(4100))));
+            assert_eq!(got[0], Message::Text(b"hello".to_vec()));
+            assert_eq!(got[2], Message::Ping(Vec::new()));
+            assert_eq!(got[3], Message::Text(b"abcde".to_vec()));
+            assert_eq!(got[4], Message::Text(vec![b'x'; 300]));
+            let Message::Close(Some(close)) = &got[5] else {
+                panic!("{:?}", got[5]);
+            };
+            assert_eq!((close.code.0, close.reason.as_str()), (4100, "bye"));
         }
     }
 
     #[test]
-    fn accept_key_matches_the_rfc_example() {
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+    fn a_read_makes_room_for_the_whole_frame_at_the_front() {
+        let frame = encode::text(&[b'y'; 5000]);
+        let mut inbox = Inbox::with_capacity(64);
+        inbox.push(&frame[..10]);
+        assert_eq!(inbox.next_message().unwrap(), None);
+        let (buf, len, cap) = inbox.take_for_read();
+        assert_eq!(len, 10);
+        assert!(cap >= frame.len(), "{cap}");
+        inbox.buf = buf;
+    }
+
+    #[test]
+    fn server_frame_errors_fail_the_client() {
+        for (bytes, what) in [
+            (&[0x81, 0x85, 0, 0, 0, 0, b'h'][..], "masked"),
+            (&[0xC1, 0x00], "rsv1"),
+            (&[0x83, 0x00], "opcode 3"),
+            (&[0x09, 0x00], "fragmented ping"),
+            (&[0x81, 127, 0, 0, 0, 0, 0, 0x10, 0, 1], "too large"),
+            (&[0x81, 1, 0xff], "not UTF-8"),
+        ] {
+            let mut inbox = Inbox::with_capacity(64);
+            inbox.push(bytes);
+            assert!(
+                matches!(inbox.next_message(), Err(BenchError::Frame(_))),
+                "{what}"
+            );
+        }
     }
 }
