@@ -6,6 +6,8 @@
 //! the JSON envelope: the client must cost less per message than the server it measures. The
 //! marker cannot occur in channel or event names (`:` is not allowed there).
 
+use std::sync::LazyLock;
+
 use memchr::memmem;
 
 /// Marker that starts a payload.
@@ -59,9 +61,13 @@ fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// The searcher for [`MARKER`], built once: `memmem::find` would build one per message, which
+/// cost more than the search itself.
+static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(MARKER));
+
 /// Finds and decodes a payload anywhere in `message` (a whole Pusher event frame).
 pub fn find(message: &[u8]) -> Option<Stamp> {
-    let at = memmem::find(message, MARKER)? + MARKER.len();
+    let at = FINDER.find(message)? + MARKER.len();
     let mut rest = &message[at..];
     let channel = take_number(&mut rest)?;
     let seq = take_number(&mut rest)?;
