@@ -9,6 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ringcast_protocol::api::signature::sign_query;
+use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, InPlace, MessageRef};
+use ringcast_protocol::ws::encode;
+use ringcast_protocol::ws::frame::Opcode;
 
 pub const APP_ID: &str = "1001";
 pub const APP_KEY: &str = "test-key";
@@ -125,7 +128,7 @@ impl Drop for Server {
     }
 }
 
-/// A received WebSocket frame.
+/// A received WebSocket message.
 #[derive(Debug)]
 pub enum Frame {
     Text(String),
@@ -135,10 +138,34 @@ pub enum Frame {
     Close(Option<u16>, String),
 }
 
+impl From<MessageRef<'_>> for Frame {
+    fn from(m: MessageRef<'_>) -> Frame {
+        match m {
+            MessageRef::Text(t) => Frame::Text(String::from_utf8(t.to_vec()).expect("UTF-8")),
+            MessageRef::Binary(b) => Frame::Binary(b.to_vec()),
+            MessageRef::Ping(p) => Frame::Ping(p.to_vec()),
+            MessageRef::Pong(p) => Frame::Pong(p.to_vec()),
+            MessageRef::Close(None) => Frame::Close(None, String::new()),
+            MessageRef::Close(Some(c)) => Frame::Close(Some(c.code.0), c.reason.to_owned()),
+        }
+    }
+}
+
+/// The protocol crate's decoder as a client uses it: server frames must not be masked
+/// (anything RFC 6455 forbids fails the test), and any size the server may send is accepted.
+fn client_decoder() -> Decoder {
+    Decoder::new(DecoderConfig {
+        max_frame_size: 1 << 24,
+        max_message_size: 1 << 24,
+        require_mask: false,
+    })
+}
+
 /// A blocking WebSocket client.
 pub struct Ws {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    decoder: Decoder,
 }
 
 impl Ws {
@@ -165,6 +192,7 @@ impl Ws {
         let mut ws = Ws {
             stream,
             buf: Vec::new(),
+            decoder: client_decoder(),
         };
         let head = ws.read_head();
         let status = head[9..12].parse().unwrap();
@@ -179,6 +207,7 @@ impl Ws {
         let mut ws = Ws {
             stream,
             buf: Vec::new(),
+            decoder: client_decoder(),
         };
         let head = ws.read_head();
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
@@ -197,10 +226,32 @@ impl Ws {
     }
 
     fn fill(&mut self) -> usize {
+        self.read_some().expect("read")
+    }
+
+    /// One read from the socket into the buffer (at most 64 KiB): the number of bytes, 0 at
+    /// the end of the stream.
+    pub fn read_some(&mut self) -> std::io::Result<usize> {
         let mut tmp = [0u8; 65536];
-        let n = self.stream.read(&mut tmp).expect("read");
+        let n = self.stream.read(&mut tmp)?;
         self.buf.extend_from_slice(&tmp[..n]);
-        n
+        Ok(n)
+    }
+
+    /// The next message already received, if the buffer holds the whole of it.
+    pub fn buffered(&mut self) -> Option<Frame> {
+        let InPlace { consumed, message } = self
+            .decoder
+            .decode_in_place(&mut self.buf)
+            .unwrap_or_else(|e| panic!("the server broke RFC 6455: {e}"));
+        let frame = message.map(Frame::from);
+        self.buf.drain(..consumed);
+        frame
+    }
+
+    /// Bytes received and not yet taken as messages.
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len()
     }
 
     /// Sends a masked frame.
@@ -220,8 +271,7 @@ impl Ws {
     /// Reads one frame; `None` at end of stream.
     pub fn try_recv(&mut self) -> Option<Frame> {
         loop {
-            if let Some((frame, used)) = parse_frame(&self.buf) {
-                self.buf.drain(..used);
+            if let Some(frame) = self.buffered() {
                 return Some(frame);
             }
             if self.fill() == 0 {
@@ -234,14 +284,12 @@ impl Ws {
     /// any other read error is a failure, not a timeout.
     pub fn try_recv_timeout(&mut self) -> Option<Frame> {
         loop {
-            if let Some((frame, used)) = parse_frame(&self.buf) {
-                self.buf.drain(..used);
+            if let Some(frame) = self.buffered() {
                 return Some(frame);
             }
-            let mut tmp = [0u8; 65536];
-            match self.stream.read(&mut tmp) {
+            match self.read_some() {
                 Ok(0) => panic!("connection ended while waiting for a frame"),
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Ok(_) => {}
                 Err(e) if is_timeout(&e) => return None,
                 Err(e) => panic!("read failed while waiting for a frame: {e}"),
             }
@@ -309,16 +357,14 @@ impl Ws {
             .unwrap();
     }
 
-    /// The frames in the read buffer, and any incomplete rest, for a failure message.
-    fn buffered_frames(&self) -> Vec<String> {
-        let mut rest = &self.buf[..];
+    /// The messages in the read buffer, and any incomplete rest, for a failure message.
+    fn buffered_frames(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some((frame, used)) = parse_frame(rest) {
+        while let Some(frame) = self.buffered() {
             out.push(format!("{frame:?}"));
-            rest = &rest[used..];
         }
-        if !rest.is_empty() {
-            out.push(format!("{} bytes of an incomplete frame", rest.len()));
+        if !self.buf.is_empty() {
+            out.push(format!("{} bytes of an incomplete frame", self.buf.len()));
         }
         out
     }
@@ -333,62 +379,13 @@ fn is_timeout(e: &std::io::Error) -> bool {
     )
 }
 
+/// A client's masked frame with the protocol crate's encoder; `opcode` is the wire value of a
+/// defined opcode (a reserved one is written by overwriting the first byte).
 pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 65535 {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let opcode = Opcode::from_u8(opcode).expect("a defined opcode");
+    let mut out = Vec::new();
+    encode::write_masked(&mut out, fin, opcode, payload, [0x12, 0x34, 0x56, 0x78]);
     out
-}
-
-fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let opcode = buf[0] & 0x0f;
-    let mut len = (buf[1] & 0x7f) as usize;
-    let mut off = 2;
-    if len == 126 {
-        if buf.len() < 4 {
-            return None;
-        }
-        len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-        off = 4;
-    } else if len == 127 {
-        if buf.len() < 10 {
-            return None;
-        }
-        len = u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize;
-        off = 10;
-    }
-    assert_eq!(buf[1] & 0x80, 0, "server frames are never masked");
-    if buf.len() < off + len {
-        return None;
-    }
-    let p = buf[off..off + len].to_vec();
-    let frame = match opcode {
-        1 => Frame::Text(String::from_utf8(p).expect("server text is UTF-8")),
-        2 => Frame::Binary(p),
-        8 => {
-            let code = (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
-            let reason = String::from_utf8_lossy(p.get(2..).unwrap_or(&[])).into_owned();
-            Frame::Close(code, reason)
-        }
-        9 => Frame::Ping(p),
-        10 => Frame::Pong(p),
-        other => panic!("unexpected opcode {other}"),
-    };
-    Some((frame, off + len))
 }
 
 /// An HTTP response.
