@@ -16,6 +16,7 @@
 //! the two framings (RFC 9112 section 6.1) instead of resolving it.
 
 use crate::Limits;
+use crate::pusher::json;
 
 /// Header slots kept on the stack while parsing; a larger [`Limits::max_headers`] falls back to
 /// the heap.
@@ -343,32 +344,15 @@ pub fn json_error_with_headers(
     keep_alive: bool,
 ) -> Vec<u8> {
     let mut body = Vec::with_capacity(message.len() + 32);
-    body.extend_from_slice(b"{\"error\":\"");
-    escape_json(&mut body, message);
-    body.extend_from_slice(format!("\",\"code\":{status}}}").as_bytes());
+    body.extend_from_slice(b"{\"error\":");
+    json::push_str(&mut body, message);
+    body.extend_from_slice(format!(",\"code\":{status}}}").as_bytes());
     response(status, "application/json", extra_headers, &body, keep_alive)
 }
 
 /// A 200 response with a JSON body.
 pub fn json_ok(body: &[u8], keep_alive: bool) -> Vec<u8> {
     response(200, "application/json", &[], body, keep_alive)
-}
-
-/// Minimal JSON string escaping for error messages (not a hot path).
-fn escape_json(out: &mut Vec<u8>, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            c => {
-                let mut b = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -381,10 +365,7 @@ mod tests {
         assert!(r.starts_with("HTTP/1.1 413 Payload Too Large\r\n"));
         assert!(r.contains("Connection: close\r\n"));
         let body = r.split("\r\n\r\n").nth(1).unwrap();
-        assert_eq!(
-            body,
-            r#"{"error":"Payload \"too\" large\u000a","code":413}"#
-        );
+        assert_eq!(body, r#"{"error":"Payload \"too\" large\n","code":413}"#);
         assert!(r.contains(&format!("Content-Length: {}\r\n", body.len())));
         let r = String::from_utf8(HttpError::ChunkedBody.response()).unwrap();
         assert!(r.starts_with("HTTP/1.1 411 Length Required\r\n"));
