@@ -3,15 +3,19 @@
 //!
 //! The server binary comes from `RINGCAST_BIN`, else `target/release/ringcast` (then
 //! `target/debug/ringcast`) of this workspace: build it first with
-//! `cargo build --release -p ringcast`.
+//! `cargo build --release -p ringcast`. It is started by the engine tests' harness, included
+//! here by path.
 
-use std::io::{BufRead, BufReader};
+#[path = "../../engine/tests/support/server.rs"]
+mod server;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use server::Server;
 
 /// Scenarios share two cores; run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -43,47 +47,16 @@ fn ringcast_bin() -> PathBuf {
     );
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(ringcast_bin())
-        .args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--workers", "2"])
-        .env("REVERB_APP_ID", APP_ID)
-        .env("REVERB_APP_KEY", KEY)
-        .env("REVERB_APP_SECRET", SECRET)
-        .env("RINGCAST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ringcast");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("ringcast listening") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("ringcast did not print its listening line");
-    Server { child, port }
+    Server::spawn(
+        &ringcast_bin(),
+        &["--workers", "2"],
+        &[
+            ("REVERB_APP_ID", APP_ID),
+            ("REVERB_APP_KEY", KEY),
+            ("REVERB_APP_SECRET", SECRET),
+        ],
+    )
 }
 
 /// Runs a scenario with `--smoke` and returns its JSON report.

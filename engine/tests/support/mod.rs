@@ -1,12 +1,16 @@
-//! Test harness: the real `ringcast` binary on a free port, and a small blocking WebSocket and
-//! HTTP client over plain sockets.
+//! Test harness: the real `ringcast` binary on a free port (`server.rs`, shared with the load
+//! generator's smoke tests), started with the test app, and a small blocking WebSocket and HTTP
+//! client over plain sockets.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod server;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use server::Server;
 
 use ringcast_protocol::api::signature::sign_query;
 use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, InPlace, MessageRef};
@@ -17,21 +21,6 @@ pub const APP_ID: &str = "1001";
 pub const APP_KEY: &str = "test-key";
 pub const APP_SECRET: &str = "test-secret";
 
-/// A running server, killed on drop.
-pub struct Server {
-    pub port: u16,
-    pub child: Child,
-    pub stdout: mpsc::Receiver<String>,
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Server {
     /// Starts the server with the test app and `env` on top (and `args` after `start`).
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
@@ -40,49 +29,14 @@ impl Server {
 
     /// Starts the server; `with_app` false leaves the app unconfigured.
     pub fn start_with(args: &[&str], env: &[(&str, &str)], with_app: bool) -> Server {
-        let port = free_port();
-        let port_s = port.to_string();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
-        cmd.arg("start")
-            .args(["--host", "127.0.0.1", "--port", &port_s])
-            .args(args)
-            .current_dir(std::env::temp_dir())
-            .env("RINGCAST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if with_app {
-            cmd.env("REVERB_APP_ID", APP_ID)
-                .env("REVERB_APP_KEY", APP_KEY)
-                .env("REVERB_APP_SECRET", APP_SECRET);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn ringcast");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.starts_with("ringcast listening on") => break,
-                Ok(_) => continue,
-                Err(_) => panic!("ringcast did not start"),
-            }
-        }
-        Server {
-            port,
-            child,
-            stdout: rx,
-        }
+        let app = [
+            ("REVERB_APP_ID", APP_ID),
+            ("REVERB_APP_KEY", APP_KEY),
+            ("REVERB_APP_SECRET", APP_SECRET),
+        ];
+        let app: &[_] = if with_app { &app } else { &[] };
+        let bin = Path::new(env!("CARGO_BIN_EXE_ringcast"));
+        Server::spawn(bin, args, &[app, env].concat())
     }
 
     pub fn ws(&self, path: &str) -> Ws {
@@ -98,33 +52,6 @@ impl Server {
         assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
         let data: serde_json::Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
         (ws, data["socket_id"].as_str().unwrap().to_string())
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: `kill` takes no pointers; the pid is our own child's, valid until waited.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        self.child.wait().unwrap()
-    }
-
-    /// Resident memory of the server process in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
