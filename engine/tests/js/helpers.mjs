@@ -30,27 +30,36 @@ export function useRingcast(opts = {}) {
   const it = (name, fn) =>
     test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
       if (!server) throw new Error('ringcast is not running (see the suite hook failure)');
-      const cleanups = [];
-      const defer = (f) => cleanups.push(f);
-      try {
-        await fn({ server, defer });
-      } catch (err) {
+      await withCleanups({ server }, fn, () => {
         const state = server.alive() ? '' : ' (the process has exited)';
-        if (err && typeof err === 'object') {
-          err.message = `${err.message}\n--- ringcast output${state} ---\n${server.output()}`;
-        }
-        throw err;
-      } finally {
-        for (const f of cleanups.reverse()) {
-          try {
-            await f();
-          } catch {
-            // A cleanup failure must not hide the test's own result.
-          }
-        }
-      }
+        return `\n--- ringcast output${state} ---\n${server.output()}`;
+      });
     });
   return { it };
+}
+
+/**
+ * The body of every suite's `it`: runs `fn({ ...context, defer })`, where `defer(f)` registers a
+ * cleanup; cleanups run in reverse order, also when `fn` fails, and a failing cleanup never hides
+ * the test's own result. A failure's message gets `output()` appended (the processes' output).
+ */
+export async function withCleanups(context, fn, output) {
+  const cleanups = [];
+  const defer = (f) => cleanups.push(f);
+  try {
+    await fn({ ...context, defer });
+  } catch (err) {
+    if (err && typeof err === 'object') err.message += output();
+    throw err;
+  } finally {
+    for (const f of cleanups.reverse()) {
+      try {
+        await f();
+      } catch {
+        // A cleanup failure must not hide the test's own result.
+      }
+    }
+  }
 }
 
 /** Rejects with `what` after `ms` unless `promise` settles first. */

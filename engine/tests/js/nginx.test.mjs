@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { collect, connectPusherJs, serverSdk, sleep, subscribe, within } from './helpers.mjs';
+import { collect, connectPusherJs, serverSdk, sleep, subscribe, withCleanups, within } from './helpers.mjs';
 import { nginxBin, startNginx } from './nginx.mjs';
 import { startRingcast } from './server.mjs';
 
@@ -62,24 +62,11 @@ function useRingcastBehindNginx({ ringcast = {}, template, vars = {} }) {
     test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
       const { server, nginx } = stack;
       if (!server || !nginx) throw new Error('ringcast or nginx is not running (see the suite hook failure)');
-      const cleanups = [];
-      const defer = (f) => cleanups.push(f);
-      try {
-        await fn({ server, nginx, defer });
-      } catch (err) {
-        if (err && typeof err === 'object') {
-          err.message += `\n--- ringcast output ---\n${server.output()}\n--- nginx ---\n${nginx.output()}`;
-        }
-        throw err;
-      } finally {
-        for (const f of cleanups.reverse()) {
-          try {
-            await f();
-          } catch {
-            // A cleanup failure must not hide the test's own result.
-          }
-        }
-      }
+      await withCleanups(
+        { server, nginx },
+        fn,
+        () => `\n--- ringcast output ---\n${server.output()}\n--- nginx ---\n${nginx.output()}`,
+      );
     });
   return { it };
 }
