@@ -51,6 +51,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod ids;
