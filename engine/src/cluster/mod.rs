@@ -74,9 +74,9 @@
 //!   (the member list, or the cached event), then `member_added` and `subscription_count` to
 //!   every interested node's inbox.
 //! - **leave**: 1. LEAVE undoes it; `member_removed` after the user's last connection anywhere.
-//! - **publish**: 1 per API request (every event and channel of a batch in one PUBLISH), none
-//!   for a publish whose channel has no subscribers on other nodes beyond the script call
-//!   itself; 1 per client event.
+//! - **publish**: 1 per API request (every event and channel of a batch in one PUBLISH, which
+//!   writes one inbox entry per other interested node and nothing for the rest); 1 per client
+//!   event.
 //! - **sign-in / sign-out**: 1 each; **terminate**: 1; **a question** of the HTTP API: 1.
 //! - **heartbeat**: 1 per second per node (lease, node set, connection counts).
 //!

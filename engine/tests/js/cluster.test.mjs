@@ -5,14 +5,16 @@
 // 8.6.0, whispers, `toOthers()` (the SDK's socket_id), the query API asked on a third node,
 // sendToUser / terminate, watchlists, cache channels, subscription counts, max_connections, and
 // exactly-once in-order delivery for publishers on every node to subscribers on every node.
-// The interest-routing test prints Redis messages received per node per broadcast.
+// The interest-routing test prints Redis messages received per node per broadcast; the last
+// test puts tuning/nginx/ringcast-cluster.conf.template in front of the three nodes.
 
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import Echo from 'laravel-echo';
 import Pusher from 'pusher-js';
 import { useAuthEndpoint } from './auth-endpoint.mjs';
-import { STEP_TIMEOUT_MS, sleep, within } from './helpers.mjs';
+import { STEP_TIMEOUT_MS, connectPusherJs, sleep, subscribe, within } from './helpers.mjs';
+import { startNginx } from './nginx.mjs';
 import { APP } from './server.mjs';
 import {
   QUIET_MS,
@@ -431,5 +433,48 @@ describe('a cluster of three nodes on one Redis', () => {
     const calls = monitor.lines.filter((l) => l.includes('"EVALSHA"') && l.includes(`"${ch}"`) && !l.includes('lua]'));
     console.log(`round trips for this channel: ${calls.length} script calls for 1 join, ${N} publishes and 1 leave`);
     assert.equal(calls.length, N + 2, calls.slice(0, 5).join('\n'));
+  });
+
+  it('behind the cluster nginx site, clients spread over the nodes and every one gets every publish', async ({
+    nodes,
+    redis,
+    defer,
+  }) => {
+    const nginx = await startNginx({
+      template: 'ringcast-cluster.conf.template',
+      vars: {
+        RINGCAST_PATH: '',
+        RINGCAST_PROXY_READ_TIMEOUT: '120s',
+        RINGCAST_MAX_FAILS: '2',
+        RINGCAST_FAIL_TIMEOUT: '10s',
+        RINGCAST_NODE_1: `127.0.0.1:${nodes[0].port}`,
+        RINGCAST_NODE_2: `127.0.0.1:${nodes[1].port}`,
+        RINGCAST_NODE_3: `127.0.0.1:${nodes[2].port}`,
+      },
+    });
+    defer(() => nginx.stop());
+    const front = { host: '127.0.0.1', port: nginx.port, app: APP };
+    const ch = 'cluster-behind-nginx';
+    const clients = [];
+    const counts = [];
+    for (let i = 0; i < 6; i++) {
+      const c = await connectPusherJs(front, defer);
+      const channel = await subscribe(c, ch);
+      const got = [];
+      channel.bind('hello', (d) => got.push(d));
+      clients.push(c);
+      counts.push(got);
+    }
+    // least_conn spread the six over the nodes: each node serves some of them.
+    const local = (await redis.cli('HGETALL', `reverb:subs:${APP.id}:${ch}`)).trim().split('\n');
+    assert.equal(local.length, 6, `subscriptions on all three nodes: ${local}`);
+    const perNode = await Promise.all(
+      nodes.map(async (n) => (await apiJson(sdkFor(n).get({ path: `/channels/${ch}`, params: { info: 'subscription_count' } }))).subscription_count),
+    );
+    assert.deepEqual(perNode, [6, 6, 6], 'every node sees the cluster-wide count');
+    await apiJson(sdkFor(front).trigger(ch, 'hello', { via: 'nginx' }));
+    for (const got of counts) await eventually(() => got.length === 1, 'the publish through nginx on every client');
+    const up = await fetch(`http://127.0.0.1:${nginx.port}/up`);
+    assert.equal(up.status, 200);
   });
 });
