@@ -14,7 +14,6 @@
 //! trimmed from the stream about once a second.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ringcast_protocol::Limits;
@@ -47,7 +46,6 @@ pub struct InboxLoop {
     dec: Decoder,
     mesh: Mesh,
     max_mesh: usize,
-    received: Arc<AtomicU64>,
     trimmed_at: Instant,
     logged_at: Option<Instant>,
 }
@@ -63,7 +61,6 @@ impl InboxLoop {
         apps: Arc<Apps>,
         mesh: Mesh,
         limits: &Limits,
-        received: Arc<AtomicU64>,
     ) -> InboxLoop {
         InboxLoop {
             client,
@@ -76,7 +73,6 @@ impl InboxLoop {
             },
             max_mesh: limits.max_mesh_bytes,
             mesh,
-            received,
             trimmed_at: Instant::now(),
             logged_at: None,
         }
@@ -104,8 +100,6 @@ impl InboxLoop {
                     continue;
                 }
             };
-            self.received
-                .fetch_add(entries.len() as u64, Ordering::Relaxed);
             for (id, fields) in entries {
                 for d in self.dec.decode(&Fields(&fields)) {
                     match d {

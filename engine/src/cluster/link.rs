@@ -16,7 +16,7 @@
 //! inbox stream, never from this thread (see `super::inbox`), except the answers to the
 //! API's questions, which are sent straight to the waiting request.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,8 +54,6 @@ pub struct Cluster {
     queued: Arc<AtomicUsize>,
     max_bytes: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// Inbox entries read so far (what the interest-routing test counts).
-    pub received: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -118,7 +116,6 @@ impl Cluster {
         // The first heartbeat registers the node before it serves anyone.
         cmd_loop.heartbeat().map_err(unreachable)?;
         let inbox_con = super::inbox::connect(&client).map_err(unreachable)?;
-        let received = Arc::new(AtomicU64::new(0));
         let inbox = super::inbox::InboxLoop::new(
             client,
             inbox_con,
@@ -126,7 +123,6 @@ impl Cluster {
             apps,
             mesh,
             limits,
-            received.clone(),
         );
         std::thread::Builder::new()
             .name("ringcast-inbox".into())
@@ -147,7 +143,6 @@ impl Cluster {
             queued,
             max_bytes: limits.max_mesh_bytes,
             thread: Mutex::new(Some(thread)),
-            received,
         }))
     }
 
