@@ -352,3 +352,44 @@ fn counts_and_publishes_go_only_to_interested_nodes() {
     drain(&mut r.con, "b", &apps);
     assert_eq!(keys(&mut r.con), Vec::<String>::new());
 }
+
+#[test]
+fn counts_over_a_hundred_subscriptions_are_throttled_and_the_last_one_still_arrives() {
+    let mut r = redis();
+    let apps = apps();
+    let a = encoder(&apps, "a", 100);
+    let big = "big";
+    let counts = |con: &mut redis::Connection| -> Vec<String> {
+        summary(&drain(con, "a", &apps))
+            .into_iter()
+            .filter(|e| e.starts_with("pusher_internal:subscription_count"))
+            .collect()
+    };
+    for i in 0..101 {
+        run(&a, &mut r.con, join(big, None, i));
+    }
+    let sent = counts(&mut r.con);
+    assert_eq!(sent.len(), 101, "every count up to the first one over 100");
+    assert!(sent[100].ends_with(":101}"), "{}", sent[100]);
+    for i in 101..105 {
+        run(&a, &mut r.con, join(big, None, i));
+    }
+    assert!(counts(&mut r.con).is_empty(), "within the window: none");
+    let heartbeat = |con: &mut redis::Connection| {
+        let _: redis::Value = a.heartbeat(30_000).query(con).unwrap();
+    };
+    heartbeat(&mut r.con);
+    assert!(counts(&mut r.con).is_empty(), "the window has not passed");
+    // The window passes (without waiting 5 s): the next heartbeat sends the latest count once.
+    let _: () = redis::cmd("DEL")
+        .arg("t:cthr:7:big")
+        .query(&mut r.con)
+        .unwrap();
+    heartbeat(&mut r.con);
+    assert_eq!(
+        counts(&mut r.con),
+        ["pusher_internal:subscription_count {\"subscription_count\":105}"]
+    );
+    heartbeat(&mut r.con);
+    assert!(counts(&mut r.con).is_empty(), "sent once");
+}

@@ -64,6 +64,8 @@
 //! | `{P}:nuon:{node}` | hash | `{app}\0{user}` -> this node's signed-in connections | fields removed at 0 |
 //! | `{P}:watch:{app}:{user}` | hash | watcher -> that watcher's connections watching `user` | fields removed at 0 |
 //! | `{P}:conns:{app}` | hash | node -> open connections, refreshed every second | field removed on a clean stop |
+//! | `{P}:cthr:{app}:{ch}` | string | a throttled `subscription_count` was sent (channels over 100 subscriptions) | `PX` 5 s |
+//! | `{P}:cdirty` | hash | `{app}\0{ch}` -> the count frame's JSON around the number, for a count due after its window | fields removed when sent |
 //!
 //! # Round trips
 //!

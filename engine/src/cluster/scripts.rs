@@ -9,6 +9,11 @@
 //! Redis (or a primary with replicas), not a Redis Cluster, whose slots would split a
 //! channel's keys.
 //!
+//! `subscription_count` is throttled as on a lone node: on a channel with more than 100
+//! subscriptions it goes out at most every 5 seconds (`{P}:cthr:{app}:{ch}`, a `PX` key), and a
+//! change within the window is remembered in `{P}:cdirty` and sent by the next heartbeat of any
+//! node once the window has passed.
+//!
 //! Frames are built by the calling node (the event JSON and its WebSocket header) and only
 //! copied by the scripts, except `subscription_count`, whose number only the script knows: the
 //! node passes the JSON before and after the number and [`COMMON`]'s `wsframe` adds the
@@ -54,11 +59,39 @@ local function total(app, ch)
   end
   return t
 end
-local function count(app, ch, pre, post)
-  if pre == '' then return end
+local THROTTLE_ABOVE = 100
+local THROTTLE_MS = 5000
+local function send_count(app, ch, pre, post)
   local t = total(app, ch)
   if t > 0 then
     publish(app, ch, '', wsframe(pre .. string.format('%d', t) .. post), true)
+  end
+  return t
+end
+local function count(app, ch, pre, post)
+  if pre == '' then return end
+  local field = app .. '\0' .. ch
+  if total(app, ch) > THROTTLE_ABOVE then
+    local k = P .. ':cthr:' .. app .. ':' .. ch
+    if not redis.call('SET', k, '1', 'PX', THROTTLE_MS, 'NX') then
+      redis.call('HSET', P .. ':cdirty', field, pre .. '\0' .. post)
+      return
+    end
+  end
+  send_count(app, ch, pre, post)
+end
+local function flush_counts()
+  local dirty = redis.call('HGETALL', P .. ':cdirty')
+  for i = 1, #dirty, 2 do
+    local app, ch = string.match(dirty[i], '^(.-)%z(.*)$')
+    local k = P .. ':cthr:' .. app .. ':' .. ch
+    if redis.call('EXISTS', k) == 0 then
+      local pre, post = string.match(dirty[i + 1], '^(.-)%z(.*)$')
+      redis.call('HDEL', P .. ':cdirty', dirty[i])
+      if send_count(app, ch, pre, post) > THROTTLE_ABOVE then
+        redis.call('SET', k, '1', 'PX', THROTTLE_MS)
+      end
+    end
   end
 end
 local function notify(app, user, frame)
@@ -275,9 +308,11 @@ return redis.call('HKEYS', P .. ':pres:' .. app .. ':' .. arg)
 "#;
 
 /// HEARTBEAT: 3 the lease in milliseconds, 4 on: pairs of app and this node's open
-/// connections. Renews the lease, publishes the counts, and returns per app the connections
-/// of the other nodes whose lease is alive.
+/// connections. Renews the lease, publishes the counts, sends the throttled
+/// `subscription_count`s that are due (whichever node's heartbeat comes first), and returns per
+/// app the connections of the other nodes whose lease is alive.
 pub const HEARTBEAT: &str = r#"
+flush_counts()
 redis.call('SET', P .. ':node:' .. NODE, '1', 'PX', ARGV[3])
 redis.call('SADD', P .. ':nodes', NODE)
 local out = {}
