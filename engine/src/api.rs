@@ -33,7 +33,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ids::{AppIdx, ShardId};
 use crate::mesh;
-use crate::owner::channel_owner;
+use crate::owner::{OwnerRoute, channel_owner};
 use crate::state::Effect;
 use crate::state::msg::{Answer, Channel, ChannelInfo, Question, ShardMsg};
 use crate::worker::Worker;
@@ -121,8 +121,9 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
                     }
                 }
                 Effect::ToOwner(msg) => {
-                    let to = w.owner_of(msg);
-                    if to != w.id {
+                    if let OwnerRoute::Worker(to) = w.owner_of(msg)
+                        && to != w.id
+                    {
                         costs[to.0 as usize] += mesh::owner_msg_cost(msg);
                     }
                 }
@@ -131,6 +132,8 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
         }
         (w.shared.mesh.clone(), costs)
     };
+    let cluster = worker.borrow().shared.cluster.clone();
+    let cluster_cost = crate::cluster::request_cost(effects);
     let deadline = Instant::now() + MESH_WAIT;
     loop {
         if worker.borrow().shutting_down {
@@ -148,7 +151,10 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
             taken.push((ShardId(i as u16), n));
         }
         if taken.len() == costs.iter().filter(|n| **n > 0).count() {
-            return Ok(());
+            match &cluster {
+                Some(c) if cluster_cost > 0 && !c.reserve(cluster_cost) => {}
+                _ => return Ok(()),
+            }
         }
         for (to, n) in taken {
             mesh.unreserve(to, n);
@@ -267,7 +273,12 @@ impl Worker {
                 if info.subscription_count || info.cache {
                     return bad("GET /channels only supports info=user_count", keep_alive);
                 }
-                let waits = (0..self.shared.mesh.len())
+                // In a cluster one question covers every worker and node.
+                let owners = match self.shared.cluster {
+                    Some(_) => 1,
+                    None => self.shared.mesh.len(),
+                };
+                let waits = (0..owners)
                     .map(|i| {
                         let q = Question::Channels {
                             app,

@@ -5,6 +5,11 @@
 //! limit across all workers that must be checked at the moment a connection opens, and an atomic
 //! increment is both the cheapest and the only exact way to do that. The counter is the owner of
 //! the fact "connections per app" (see the crate docs for the other facts and their owners).
+//!
+//! In a cluster each node keeps its own counter exact and adds the other nodes' counts, which
+//! the cluster link refreshes from Redis every second: `max_connections` is then a cluster-wide
+//! limit that is exact on each node and can be passed by the connections other nodes opened in
+//! the last second.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,12 +26,15 @@ pub struct App {
     /// Its settings.
     pub cfg: AppConfig,
     connections: AtomicU64,
+    /// The other nodes' open connections, as last refreshed (0 on a lone node).
+    others: AtomicU64,
 }
 
 impl App {
     /// Counts a new connection unless the app is at `max_connections`; `false` means refused.
     pub fn try_connect(&self) -> bool {
-        let before = self.connections.fetch_add(1, Ordering::AcqRel);
+        let before =
+            self.connections.fetch_add(1, Ordering::AcqRel) + self.others.load(Ordering::Acquire);
         match self.cfg.max_connections {
             Some(max) if before >= max => {
                 self.connections.fetch_sub(1, Ordering::AcqRel);
@@ -41,9 +49,19 @@ impl App {
         self.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Open connections across all workers.
+    /// Open connections across all workers, and across all nodes of a cluster.
     pub fn connections(&self) -> u64 {
+        self.local_connections() + self.others.load(Ordering::Acquire)
+    }
+
+    /// Open connections across the workers of this node.
+    pub fn local_connections(&self) -> u64 {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// Records the other nodes' open connections.
+    pub fn set_others(&self, n: u64) {
+        self.others.store(n, Ordering::Release);
     }
 
     /// Whether a WebSocket upgrade with this `Origin` header may connect.
@@ -93,6 +111,7 @@ impl Apps {
                 idx: AppIdx(i as u32),
                 cfg: cfg.clone(),
                 connections: AtomicU64::new(0),
+                others: AtomicU64::new(0),
             })
             .collect();
         let by_key = apps.iter().map(|a| (a.cfg.key.clone(), a.idx)).collect();

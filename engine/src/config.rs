@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod scaling;
 mod validate;
+
+pub use scaling::{RedisTarget, Scaling, ScalingLayer};
 
 use rand::Rng;
 use ringcast_protocol::Limits;
@@ -167,6 +170,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// Whether the single app was generated at start-up because none was configured.
     pub generated: bool,
+    /// The cluster this node joins (`REVERB_SCALING_ENABLED`), or `None` for a lone node.
+    pub scaling: Option<Scaling>,
 }
 
 /// A configuration mistake, worded as what to fix.
@@ -190,6 +195,10 @@ pub enum ConfigError {
     MissingIdentity,
     #[error("two apps share the {what} {value:?}; every app needs its own")]
     Duplicate { what: &'static str, value: String },
+    #[error(
+        "REVERB_SCALING_ENABLED needs configured apps: every node of a cluster must serve the same ones (set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET)"
+    )]
+    ScalingNeedsApps,
 }
 
 /// The config file's shape.
@@ -222,6 +231,7 @@ struct FileConfig {
     max_outbound_bytes: Option<usize>,
     max_mesh_bytes: Option<usize>,
     handshake_timeout_ms: Option<u64>,
+    scaling: Option<ScalingLayer>,
     apps: Vec<AppConfig>,
 }
 
@@ -234,6 +244,8 @@ pub struct Overrides {
     pub path: Option<String>,
     pub echo: bool,
     pub config_file: Option<String>,
+    /// `--scaling`, `--scaling-channel` and the `--redis-*` flags.
+    pub scaling: ScalingLayer,
 }
 
 impl Config {
@@ -254,13 +266,17 @@ impl Config {
             limits: Limits::default(),
             apps: Vec::new(),
             generated: false,
+            scaling: None,
         };
+        let mut scaling = ScalingLayer::default();
         if let Some(path) = &flags.config_file {
-            cfg.apply_file(path)?;
+            scaling = cfg.apply_file(path)?;
         }
         let mut vars = read_dotenv(&cwd.join(".env"))?;
         vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
         cfg.apply_env(&vars)?;
+        scaling.apply(&ScalingLayer::from_env(&vars)?);
+        scaling.apply(&flags.scaling);
         if let Some(h) = &flags.host {
             cfg.host = h.clone();
         }
@@ -274,10 +290,14 @@ impl Config {
             cfg.path_prefix = normalise_prefix(p);
         }
         cfg.echo |= flags.echo;
-        cfg.finish(&vars)
+        let mut cfg = cfg.finish(&vars)?;
+        cfg.scaling = scaling.resolve(cfg.generated)?;
+        Ok(cfg)
     }
 
-    fn apply_file(&mut self, path: &str) -> Result<(), ConfigError> {
+    /// Applies the config file and returns its `[scaling]` table, which is resolved with the
+    /// other layers' scaling settings once they are all known.
+    fn apply_file(&mut self, path: &str) -> Result<ScalingLayer, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
             path: path.into(),
             reason: e.to_string(),
@@ -338,7 +358,7 @@ impl Config {
             handshake_timeout_ms,
         );
         self.apps = file.apps;
-        Ok(())
+        Ok(file.scaling.unwrap_or_default())
     }
 
     fn apply_env(&mut self, vars: &HashMap<String, String>) -> Result<(), ConfigError> {

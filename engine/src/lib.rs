@@ -37,7 +37,11 @@
 //!    app's atomic counter. A channel's subscription count, presence members and cached event:
 //!    the channel's owner worker, chosen by hashing the channel name. Users' online status and
 //!    watchers: the app's user owner. Local subscribers and signed-in connections: each worker
-//!    for its own; a publish is resolved by every worker against its own registry.
+//!    for its own; a publish is resolved by every worker against its own registry. In a cluster
+//!    of nodes ([`cluster`]) the owner of every one of these facts is Redis: each decision is
+//!    one Lua script, and what follows from it reaches each node through its one ordered inbox
+//!    stream. Workers reach Redis only through the cluster link's bounded queue and its two
+//!    threads, never directly and never waiting for it.
 //! 8. **Time and randomness enter the protocol crate as arguments**, so its tests are
 //!    deterministic.
 //!
@@ -51,6 +55,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod ids;

@@ -39,6 +39,30 @@ enum Command {
         /// Serve a WebSocket echo endpoint at /echo, for protocol conformance tests
         #[arg(long)]
         echo: bool,
+        /// Join the cluster of the nodes on the same Redis, as REVERB_SCALING_ENABLED=true
+        #[arg(long)]
+        scaling: bool,
+        /// Prefix of every key kept in Redis, as REVERB_SCALING_CHANNEL [default: reverb]
+        #[arg(long, value_name = "PREFIX")]
+        scaling_channel: Option<String>,
+        /// Redis URL, redis:// or rediss://, as REDIS_URL (its parts win over --redis-host etc.)
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
+        /// Redis host, as REDIS_HOST [default: 127.0.0.1]
+        #[arg(long, value_name = "HOST")]
+        redis_host: Option<String>,
+        /// Redis port, as REDIS_PORT [default: 6379]
+        #[arg(long, value_name = "PORT")]
+        redis_port: Option<u16>,
+        /// Redis ACL user name, as REDIS_USERNAME [default: none]
+        #[arg(long, value_name = "USER")]
+        redis_username: Option<String>,
+        /// Redis password, as REDIS_PASSWORD (the environment keeps it out of `ps`) [default: none]
+        #[arg(long, value_name = "PASSWORD")]
+        redis_password: Option<String>,
+        /// Redis database number, as REDIS_DB [default: 0]
+        #[arg(long, value_name = "N")]
+        redis_db: Option<i64>,
     },
 }
 
@@ -59,6 +83,14 @@ fn main() {
         config,
         path,
         echo,
+        scaling,
+        scaling_channel,
+        redis_url,
+        redis_host,
+        redis_port,
+        redis_username,
+        redis_password,
+        redis_db,
     } = cli.command;
     let flags = Overrides {
         host,
@@ -67,6 +99,16 @@ fn main() {
         path,
         echo,
         config_file: config,
+        scaling: ringcast::config::ScalingLayer {
+            enabled: scaling.then_some(true),
+            channel: scaling_channel,
+            url: redis_url,
+            host: redis_host,
+            port: redis_port,
+            username: redis_username,
+            password: redis_password,
+            db: redis_db,
+        },
     };
     let env: HashMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());

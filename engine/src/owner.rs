@@ -13,9 +13,11 @@
 //!
 //! Shards reach an owner only with [`OwnerMsg`](crate::state::msg::OwnerMsg)s and hear back
 //! only through [`ShardMsg`](crate::state::msg::ShardMsg)s and publishes; [`route`] is the one
-//! place that decides where an owner message goes. Today every owner is a worker of this
-//! process, reached over the mesh (or, for the worker's own facts, its loopback queue, never a
-//! direct call); a shared store for several nodes stands behind the same messages.
+//! place that decides where an owner message goes. On a lone node every owner is a worker of
+//! this process, reached over the mesh (or, for the worker's own facts, its loopback queue,
+//! never a direct call). In a cluster the owner of every one of these facts is Redis, reached
+//! through the cluster link (`crate::cluster`), behind the same messages; the connection count
+//! stays the app's counter, which adds the other nodes' counts as last refreshed.
 
 use crate::ids::{AppIdx, ShardId};
 use crate::state::msg::OwnerAddress;
@@ -35,12 +37,25 @@ pub fn user_owner(app: AppIdx, workers: usize) -> ShardId {
     ShardId((app.0 as usize % workers.max(1)) as u16)
 }
 
-/// The worker whose owner a message for `address` goes to, among `workers`.
-pub fn route(address: OwnerAddress<'_>, workers: usize) -> ShardId {
-    match address {
+/// Where an owner message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerRoute {
+    /// To the owner of this worker.
+    Worker(ShardId),
+    /// To the cluster link: the facts are the cluster's.
+    Cluster,
+}
+
+/// Where a message for `address` goes: in a cluster, always to the cluster link; otherwise to
+/// its owner among `workers`.
+pub fn route(address: OwnerAddress<'_>, workers: usize, clustered: bool) -> OwnerRoute {
+    if clustered {
+        return OwnerRoute::Cluster;
+    }
+    OwnerRoute::Worker(match address {
         OwnerAddress::Channel(app, name) => channel_owner(app, name.as_str(), workers),
         OwnerAddress::Users(app) => user_owner(app, workers),
-    }
+    })
 }
 
 #[cfg(test)]

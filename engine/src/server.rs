@@ -35,10 +35,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let apps = Arc::new(Apps::new(&config.apps));
     let host = config.host.clone();
     let mut port = config.port;
+    // A node joins its cluster before it serves anyone; an unreachable Redis stops start-up.
+    let cluster = match &config.scaling {
+        Some(s) => Some(crate::cluster::Cluster::start(
+            s,
+            apps.clone(),
+            mesh.clone(),
+            &config.limits,
+        )?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         config,
         apps,
         mesh: mesh.clone(),
+        cluster: cluster.clone(),
     });
     let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -62,6 +73,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         driver = drv;
     }
     tracing::info!(workers, driver, "ringcast started");
+    if let Some(c) = &cluster {
+        println!(
+            "ringcast node {} joined the cluster on {} (key prefix {:?})",
+            c.node(),
+            c.redis(),
+            c.prefix()
+        );
+    }
     println!("ringcast listening on {host}:{port} ({workers} workers, {driver})");
     let shared_cfg = &shared.config;
     if shared_cfg.generated {
@@ -89,17 +108,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let deadline = Instant::now() + shared.config.shutdown_timeout + Duration::from_secs(2);
     drop(forever);
+    join_workers(handles, deadline);
+    // What the drained connections left (their leaves) reaches Redis before the node leaves.
+    if let Some(c) = &cluster {
+        c.stop(Duration::from_secs(2));
+    }
+    Ok(())
+}
+
+fn join_workers(handles: Vec<std::thread::JoinHandle<()>>, deadline: Instant) {
     for h in handles {
         while !h.is_finished() {
             if Instant::now() > deadline {
                 tracing::warn!("workers did not finish before the shutdown deadline");
-                return Ok(());
+                return;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = h.join();
     }
-    Ok(())
 }
 
 /// A panicking worker must take the whole process down, loudly, so that systemd or supervisor

@@ -34,11 +34,12 @@ use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::pusher::socket_id::SocketId;
 
 use crate::app::Apps;
+use crate::cluster::{Cluster, Command};
 use crate::config::Config;
 use crate::conn::{CloseClock, Conn, Offer, OutQueue};
 use crate::ids::{AppIdx, ConnKey, ShardId};
 use crate::mesh::{Mesh, MeshMsg};
-use crate::owner::route;
+use crate::owner::{OwnerRoute, route};
 use crate::state::msg::{Answer, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
 use crate::sys;
@@ -52,6 +53,8 @@ pub struct Shared {
     pub config: Config,
     pub apps: Arc<Apps>,
     pub mesh: Mesh,
+    /// The cluster link, when this node is one of several (`crate::cluster`).
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// One worker's state.
@@ -96,10 +99,14 @@ impl Worker {
         let epoch = Instant::now();
         let limits = shared.config.limits.clone();
         let max_members = limits.max_presence_members;
+        let mut shard = Shard::new(id, shared.apps.clone(), limits, epoch);
+        if shared.cluster.is_some() {
+            shard.confirm_through_owner();
+        }
         Rc::new_cyclic(|me| {
             RefCell::new(Worker {
                 id,
-                shard: Shard::new(id, shared.apps.clone(), limits, epoch),
+                shard,
                 owner: Owner::new(shared.apps.clone(), max_members),
                 shared,
                 scratch: vec![0; SCRATCH],
@@ -158,7 +165,8 @@ impl Worker {
     /// Whether a peer worker's inbox is over its bound: readers then wait before they take
     /// more client frames (see `crate::mesh`).
     pub fn congested(&self) -> bool {
-        self.shared.mesh.len() > 1 && self.shared.mesh.congested(self.id)
+        (self.shared.mesh.len() > 1 && self.shared.mesh.congested(self.id))
+            || self.shared.cluster.as_ref().is_some_and(|c| c.congested())
     }
 
     /// Records that a frame arrived from `key` (any frame counts as activity).
@@ -212,7 +220,10 @@ impl Worker {
     /// Asks the owner worker `to` a question; the answer arrives on the receiver.
     pub fn ask(&mut self, to: ShardId, q: Question) -> futures_channel::oneshot::Receiver<Answer> {
         let (tx, rx) = futures_channel::oneshot::channel();
-        self.post(to, MeshMsg::Ask(q, tx));
+        match &self.shared.cluster {
+            Some(c) => c.send(Command::Ask(q, tx)),
+            None => self.post(to, MeshMsg::Ask(q, tx)),
+        }
         self.run();
         rx
     }
@@ -220,6 +231,12 @@ impl Worker {
     /// Carries out effects that a caller took from the shard itself (the API's publishes, whose
     /// mesh room was reserved beforehand): messages for other workers go into that room.
     pub fn apply_reserved(&mut self, effects: Vec<Effect>) {
+        // In a cluster the request's publishes and cache events cross Redis as one step.
+        if let Some(c) = &self.shared.cluster
+            && let Some(cmd) = crate::cluster::request(&effects)
+        {
+            c.send_reserved(cmd);
+        }
         for e in effects {
             match e {
                 Effect::ToAll(msg) => {
@@ -230,14 +247,15 @@ impl Worker {
                     }
                     self.deliver_here(msg);
                 }
-                Effect::ToOwner(msg) => {
-                    let to = self.owner_of(&msg);
-                    if to == self.id {
-                        self.loopback.push_back(MeshMsg::Owner(msg));
-                    } else {
-                        self.shared.mesh.send_reserved(to, MeshMsg::Owner(msg));
+                Effect::ToOwner(msg) => match self.owner_of(&msg) {
+                    OwnerRoute::Cluster => {}
+                    OwnerRoute::Worker(to) if to == self.id => {
+                        self.loopback.push_back(MeshMsg::Owner(msg))
                     }
-                }
+                    OwnerRoute::Worker(to) => {
+                        self.shared.mesh.send_reserved(to, MeshMsg::Owner(msg))
+                    }
+                },
                 other => self.apply(other),
             }
         }
@@ -258,9 +276,13 @@ impl Worker {
             .filter(move |i| *i != me)
     }
 
-    /// The worker whose owner a message goes to.
-    pub fn owner_of(&self, msg: &OwnerMsg) -> ShardId {
-        route(msg.address(), self.shared.mesh.len())
+    /// Where an owner message goes: a worker, or the cluster link.
+    pub fn owner_of(&self, msg: &OwnerMsg) -> OwnerRoute {
+        route(
+            msg.address(),
+            self.shared.mesh.len(),
+            self.shared.cluster.is_some(),
+        )
     }
 
     // ---- carrying out effects ---------------------------------------------------------------
@@ -286,12 +308,21 @@ impl Worker {
         match effect {
             Effect::Send { conn, frame } => self.offer_to(conn, &frame),
             Effect::Close { conn, how } => self.close_now(conn, how),
-            Effect::ToOwner(msg) => {
-                let to = self.owner_of(&msg);
-                self.post(to, MeshMsg::Owner(msg));
-            }
+            Effect::ToOwner(msg) => match self.owner_of(&msg) {
+                OwnerRoute::Worker(to) => self.post(to, MeshMsg::Owner(msg)),
+                OwnerRoute::Cluster => {
+                    if let Some(c) = &self.shared.cluster {
+                        c.send(Command::Owner(msg));
+                    }
+                }
+            },
             Effect::ToShard(to, msg) => self.post(to, MeshMsg::Shard(msg)),
             Effect::ToAll(msg) => {
+                if let Some(c) = &self.shared.cluster
+                    && !c.forward(&msg)
+                {
+                    return;
+                }
                 for i in self.others() {
                     self.shared.mesh.send(i, MeshMsg::Shard(msg.clone()));
                 }

@@ -13,7 +13,10 @@
 //!
 //! Presence and cache subscriptions wait for the channel's owner: the owner decides membership
 //! and holds the cached event, and its [`JoinAnswer`] carries the frames the subscriber is sent
-//! first. Other subscriptions are confirmed at once and only counted by the owner. Pending
+//! first. Other subscriptions are confirmed at once and only counted by the owner, unless the
+//! shard confirms every subscription through the owner ([`Shard::confirm_through_owner`], as
+//! in a cluster, where the answer travels in the same ordered log as the channel's events, so
+//! a publish made after the confirmation always reaches the subscriber). Pending
 //! joins (abandoned ones too, until their answer) count against `max_channels_per_connection`
 //! like confirmed ones, which also bounds how many a connection can have.
 
@@ -114,6 +117,8 @@ pub struct Shard<T> {
     registry: Registry,
     /// Local connections signed in as each user.
     signed_in: HashMap<(AppIdx, UserId), Vec<ConnKey>>,
+    /// Whether every subscription waits for its owner's answer.
+    confirm_all: bool,
     effects: VecDeque<Effect>,
 }
 
@@ -130,8 +135,14 @@ impl<T> Shard<T> {
             conns: Slab::new(),
             registry,
             signed_in: HashMap::new(),
+            confirm_all: false,
             effects: VecDeque::new(),
         }
+    }
+
+    /// Makes every subscription wait for its owner's answer, not only presence and cache ones.
+    pub fn confirm_through_owner(&mut self) {
+        self.confirm_all = true;
     }
 
     /// This shard's id.
@@ -528,7 +539,7 @@ impl<T> Shard<T> {
             let msg = format!("A connection may subscribe to at most {max} channels");
             return self.subscription_error(key, channel, "LimitReached", &msg, 429);
         }
-        let reply = member.is_some() || name.is_cache();
+        let reply = self.confirm_all || member.is_some() || name.is_cache();
         let channel: Channel = Arc::new(name);
         if reply {
             if let Some(c) = self.entry_mut(key) {

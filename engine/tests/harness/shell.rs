@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use ringcast::ids::ConnKey;
-use ringcast::owner::route;
+use ringcast::owner::{OwnerRoute, route};
 use ringcast::state::msg::ShardMsg;
 use ringcast::state::{Closing, Effect};
 
@@ -39,7 +39,10 @@ impl Sim {
             }
             Effect::Close { conn, how } => self.close_now(w, conn, how),
             Effect::ToOwner(msg) => {
-                let to = route(msg.address(), self.workers.len()).0 as usize;
+                let to = match route(msg.address(), self.workers.len(), false) {
+                    OwnerRoute::Worker(w) => w.0 as usize,
+                    OwnerRoute::Cluster => unreachable!("the harness runs one node"),
+                };
                 self.post(w, to, Msg::Owner(msg));
             }
             Effect::ToShard(to, msg) => self.post(w, to.0 as usize, Msg::Shard(msg)),

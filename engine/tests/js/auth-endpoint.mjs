@@ -53,6 +53,7 @@ function send(res, status, body) {
  * @param {{id: string, key: string, secret: string}} opts.app credentials the SDK signs with
  * @param {string} [opts.encryptionMasterKeyBase64] enables `private-encrypted-` channels
  * @param {(channel: string, userId: string) => boolean} [opts.refuse] 403 when true
+ * @param {boolean} [opts.numericUserIds] presence user ids (and `user_info.id`) as JSON numbers
  * @returns {Promise<{url: string, authUrl: (user?: string|number) => string,
  *   userAuthUrl: (user?: string|number, watch?: string[]) => string, requests: object[],
  *   sdk: PusherServer, close: () => Promise<void>}>}
@@ -60,6 +61,7 @@ function send(res, status, body) {
 export async function startAuthEndpoint({
   app,
   encryptionMasterKeyBase64,
+  numericUserIds = false,
   refuse = (channel) => channel.includes('forbidden'),
 }) {
   // Only the local signing helpers of this SDK instance are used: host and port are irrelevant.
@@ -90,9 +92,10 @@ export async function startAuthEndpoint({
           record.refused = true;
           return send(res, 403, 'Forbidden');
         }
-        const presence = channel.startsWith('presence-')
-          ? { user_id: user, user_info: userInfo(user) }
-          : undefined;
+        // Laravel's users have integer ids: `numericUserIds` signs them as JSON numbers.
+        const id = numericUserIds && /^\d+$/.test(user) ? Number(user) : user;
+        const info = numericUserIds ? { ...userInfo(user), id } : userInfo(user);
+        const presence = channel.startsWith('presence-') ? { user_id: id, user_info: info } : undefined;
         return send(res, 200, sdk.authorizeChannel(socketId, channel, presence));
       }
 

@@ -5,7 +5,7 @@
 // credentials through the Reverb environment variables, exactly as an operator would configure
 // it. Everything the process prints is kept so that a failing test can show it.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -153,4 +153,76 @@ export async function startRingcast({ workers, env = {}, args = [] } = {}) {
     throw err;
   }
   return server;
+}
+
+/**
+ * Starts Debian's `redis-server` on a free loopback port with persistence off (`--save ''
+ * --appendonly no`), as the cluster tests need, and resolves once it accepts connections.
+ * `cli(...args)` runs `redis-cli` against it and resolves with its output; `monitor()` starts
+ * `redis-cli monitor` and returns `{lines, stop}`.
+ */
+export async function startRedis() {
+  const bin = process.env.REDIS_SERVER_BIN || 'redis-server';
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ringcast-redis-'));
+  const child = spawn(bin, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      rmSync(dir, { recursive: true, force: true });
+      resolve(exited);
+    });
+  });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${output}`)), READY_TIMEOUT_MS);
+    const onData = (chunk) => {
+      output += chunk.toString('utf8');
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${bin} (apt-get install redis-server): ${err.message}`));
+    });
+    exitPromise.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited: ${output}`));
+    });
+  });
+  const cliBin = process.env.REDIS_CLI_BIN || 'redis-cli';
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    output: () => output,
+    cli(...args) {
+      return new Promise((resolve, reject) => {
+        execFile(cliBin, ['-p', String(port), ...args], (err, stdout) => (err ? reject(err) : resolve(stdout)));
+      });
+    },
+    monitor() {
+      const m = spawn(cliBin, ['-p', String(port), 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const lines = [];
+      let rest = '';
+      m.stdout.on('data', (chunk) => {
+        const text = rest + chunk.toString('utf8');
+        const parts = text.split('\n');
+        rest = parts.pop();
+        lines.push(...parts);
+      });
+      return { lines, stop: () => m.kill('SIGTERM') };
+    },
+    async stop() {
+      if (exited) return exited;
+      child.kill('SIGTERM');
+      return exitPromise;
+    },
+  };
 }

@@ -11,8 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import PusherServer from 'pusher';
 import WebSocket from 'ws';
-import { STEP_TIMEOUT_MS, sleep, useRingcast, within } from './helpers.mjs';
-import { APP } from './server.mjs';
+import { after, before, test } from 'node:test';
+import { STEP_TIMEOUT_MS, TEST_TIMEOUT_MS, sleep, useRingcast, within } from './helpers.mjs';
+import { APP, startRedis, startRingcast } from './server.mjs';
 
 /** How long a test waits to be sure that something did NOT arrive. */
 export const QUIET_MS = 400;
@@ -64,6 +65,72 @@ export function useConfiguredRingcast({ workers = 2, ...config }) {
     args: ['--config', file],
     env: { REVERB_APP_ID: undefined, REVERB_APP_KEY: undefined, REVERB_APP_SECRET: undefined },
   });
+}
+
+/**
+ * Like `useConfiguredRingcast`, for a cluster: one Redis (`startRedis`) and `nodes` ringcast
+ * processes on it, each on its own port with the same config file, joined through Laravel's
+ * variables (`REVERB_SCALING_ENABLED=true`, `REDIS_HOST`, `REDIS_PORT`). Returns `{ it }`:
+ * `it(name, async ({ nodes, redis, defer }) => ...)`, where `nodes[i]` is a server as
+ * `startRingcast` returns it plus `node`, its cluster node id from its start-up line. A failing
+ * test's error carries what every node printed.
+ */
+export function useCluster({ nodes: count = 3, workers = 2, env = {}, ...config }) {
+  const file = writeConfig(config);
+  let redis = null;
+  const nodes = [];
+  before(async () => {
+    redis = await startRedis();
+    for (let i = 0; i < count; i++) {
+      const server = await startRingcast({
+        workers,
+        args: ['--config', file],
+        env: {
+          REVERB_APP_ID: undefined,
+          REVERB_APP_KEY: undefined,
+          REVERB_APP_SECRET: undefined,
+          REVERB_SCALING_ENABLED: 'true',
+          REDIS_HOST: '127.0.0.1',
+          REDIS_PORT: String(redis.port),
+          ...env,
+        },
+      });
+      const m = /ringcast node ([0-9a-f]{16}) joined the cluster on (\S+)/.exec(server.output());
+      server.node = m?.[1];
+      server.joined = m?.[2];
+      nodes.push(server);
+    }
+  });
+  after(async () => {
+    for (const n of nodes) await n.stop();
+    if (redis) await redis.stop();
+  });
+  const it = (name, fn) =>
+    test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
+      if (nodes.length !== count) throw new Error('the cluster is not running (see the suite hook failure)');
+      const cleanups = [];
+      const defer = (f) => cleanups.push(f);
+      try {
+        await fn({ nodes, redis, defer });
+      } catch (err) {
+        if (err && typeof err === 'object') {
+          const out = nodes
+            .map((n, i) => `--- node ${i}${n.alive() ? '' : ' (exited)'} ---\n${n.output()}`)
+            .join('\n');
+          err.message = `${err.message}\n${out}`;
+        }
+        throw err;
+      } finally {
+        for (const f of cleanups.reverse()) {
+          try {
+            await f();
+          } catch {
+            // A cleanup failure must not hide the test's own result.
+          }
+        }
+      }
+    });
+  return { it };
 }
 
 /** The default test app's credentials plus `settings`, for the `apps` list of a config. */

@@ -1,0 +1,207 @@
+//! The inbox thread: this node's ordered log, read from Redis and handed to the workers.
+//!
+//! Everything that reaches this node through the cluster is an entry of one stream,
+//! `{prefix}:inbox:{node}`: other nodes' publishes, member events, `subscription_count`
+//! events, frames for a signed-in user, terminations, and this node's own join answers and
+//! watchlist splits. The thread reads it with a blocking `XREAD` on a connection of its own,
+//! decodes each entry ([`Decoder`]) and pushes the result into the workers' mesh inboxes, in
+//! stream order. One sender, FIFO queues: every worker sees the entries in the order the
+//! scripts wrote them, which is what makes a join answer and the member events around it
+//! arrive in the order the script decided them.
+//!
+//! While any worker's mesh inbox is over its bound the thread stops reading; the stream holds
+//! the excess in Redis (capped by `MAXLEN ~ 100000`), not this process. Entries already read are
+//! trimmed from the stream about once a second.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringcast_protocol::Limits;
+
+use super::link::to_all;
+use super::wire::{Decoder, Delivery, Fields};
+use crate::app::Apps;
+use crate::ids::ShardId;
+use crate::mesh::{Mesh, MeshMsg};
+
+/// Most entries read per `XREAD`.
+const COUNT: usize = 1000;
+/// How long one `XREAD` blocks when the stream has nothing new, in milliseconds.
+const BLOCK_MS: u64 = 1000;
+/// How often read entries are trimmed from the stream.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// Opens the inbox connection.
+pub fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    super::link::connect(client)
+}
+
+/// The inbox thread's state.
+pub struct InboxLoop {
+    client: redis::Client,
+    con: Option<redis::Connection>,
+    key: String,
+    /// The id of the last entry read (`0` before the first).
+    last: String,
+    dec: Decoder,
+    mesh: Mesh,
+    max_mesh: usize,
+    trimmed_at: Instant,
+    logged_at: Option<Instant>,
+}
+
+type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+impl InboxLoop {
+    /// The thread of the stream `key`, delivering to the workers of `mesh`.
+    pub fn new(
+        client: redis::Client,
+        con: redis::Connection,
+        key: String,
+        apps: Arc<Apps>,
+        mesh: Mesh,
+        limits: &Limits,
+    ) -> InboxLoop {
+        InboxLoop {
+            client,
+            con: Some(con),
+            key,
+            last: "0".into(),
+            dec: Decoder {
+                apps,
+                limits: limits.clone(),
+            },
+            max_mesh: limits.max_mesh_bytes,
+            mesh,
+            trimmed_at: Instant::now(),
+            logged_at: None,
+        }
+    }
+
+    /// Reads and delivers until the process exits.
+    pub fn run(mut self) {
+        loop {
+            while (0..self.mesh.len()).any(|i| self.mesh.queued(ShardId(i as u16)) > self.max_mesh)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let entries = match self.read() {
+                Ok(e) => e,
+                Err(e) => {
+                    self.con = None;
+                    if self
+                        .logged_at
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+                    {
+                        self.logged_at = Some(Instant::now());
+                        tracing::warn!(error = %e, "cannot read this node's cluster inbox");
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            for (id, fields) in entries {
+                for d in self.dec.decode(&Fields(&fields)) {
+                    match d {
+                        Delivery::All(msg) => to_all(&self.mesh, msg),
+                        Delivery::One(w, msg) if (w.0 as usize) < self.mesh.len() => {
+                            self.mesh.send(w, MeshMsg::Shard(msg))
+                        }
+                        Delivery::One(..) => {}
+                    }
+                }
+                self.last = id;
+            }
+            if self.trimmed_at.elapsed() >= TRIM_EVERY && self.last != "0" {
+                self.trimmed_at = Instant::now();
+                if let Some(con) = self.con.as_mut() {
+                    let trimmed: redis::RedisResult<()> = redis::cmd("XTRIM")
+                        .arg(&self.key)
+                        .arg("MINID")
+                        .arg(&self.last)
+                        .exec(con);
+                    if let Err(e) = trimmed {
+                        tracing::debug!(error = %e, "could not trim the inbox");
+                    }
+                }
+            }
+        }
+    }
+
+    fn read(&mut self) -> redis::RedisResult<Vec<Entry>> {
+        if self.con.is_none() {
+            self.con = Some(connect(&self.client)?);
+            self.logged_at = None;
+        }
+        let Some(con) = self.con.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let reply: redis::Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(COUNT)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(&self.last)
+            .query(con)?;
+        Ok(entries(reply))
+    }
+}
+
+/// The entries of an `XREAD` reply for one stream (RESP2 and RESP3 shapes).
+fn entries(reply: redis::Value) -> Vec<Entry> {
+    use redis::Value;
+    let streams = match reply {
+        Value::Array(v) => v.into_iter().filter_map(|s| match s {
+            Value::Array(mut kv) if kv.len() == 2 => kv.pop(),
+            _ => None,
+        }),
+        Value::Map(m) => {
+            return m.into_iter().flat_map(|(_, v)| entries_of(v)).collect();
+        }
+        _ => return Vec::new(),
+    };
+    streams.flat_map(entries_of).collect()
+}
+
+fn entries_of(v: redis::Value) -> Vec<Entry> {
+    use redis::Value;
+    let Value::Array(list) = v else {
+        return Vec::new();
+    };
+    list.into_iter()
+        .filter_map(|e| {
+            let Value::Array(mut pair) = e else {
+                return None;
+            };
+            if pair.len() != 2 {
+                return None;
+            }
+            let fields = pair.pop()?;
+            let id = match pair.pop()? {
+                Value::BulkString(b) => String::from_utf8(b).ok()?,
+                Value::SimpleString(s) => s,
+                _ => return None,
+            };
+            let Value::Array(flat) = fields else {
+                return None;
+            };
+            let mut out = Vec::with_capacity(flat.len() / 2);
+            let mut it = flat.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((bytes_of(k), bytes_of(v)));
+            }
+            Some((id, out))
+        })
+        .collect()
+}
+
+fn bytes_of(v: redis::Value) -> Vec<u8> {
+    match v {
+        redis::Value::BulkString(b) => b,
+        redis::Value::SimpleString(s) => s.into_bytes(),
+        redis::Value::Int(i) => i.to_string().into_bytes(),
+        _ => Vec::new(),
+    }
+}
