@@ -70,6 +70,9 @@ fn a_joiner_closed_during_its_own_join_leaves_no_ghost_member() {
         &[
             // The smallest queue the server allows with 10,000-byte messages.
             ("RINGCAST_MAX_OUTBOUND_BYTES", "20064"),
+            // The joiner says nothing while its socket fills, which may take minutes on a
+            // loaded machine: it must not be pinged out (4201) meanwhile.
+            ("REVERB_APP_PING_INTERVAL", "3600"),
         ],
     );
     // 25 members with 900 bytes of user_info each: the member list is over 22 KB, more than
