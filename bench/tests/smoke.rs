@@ -12,7 +12,6 @@ mod server;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use server::Server;
@@ -68,7 +67,6 @@ fn bench(server: &Server, scenario: &str, extra: &[&str]) -> Value {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let svg = dir.join("chart.svg");
-    let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
         .arg(scenario)
         .args(["--ws-url", &format!("ws://127.0.0.1:{}", server.port)])
@@ -88,10 +86,6 @@ fn bench(server: &Server, scenario: &str, extra: &[&str]) -> Value {
         "{scenario} failed ({}):\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "{scenario} took too long"
     );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
