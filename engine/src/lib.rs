@@ -53,6 +53,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod conn;
+pub mod dashboard;
 pub mod ids;
 pub mod mesh;
 pub mod owner;
