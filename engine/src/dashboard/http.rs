@@ -131,7 +131,10 @@ mod tests {
         let missing = text(serve(&request("GET"), "/dashboard/../Cargo.toml"));
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let redirect = text(serve(&request("GET"), "/dashboard"));
-        assert!(redirect.starts_with("HTTP/1.1 308"), "{redirect}");
+        assert!(
+            redirect.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+            "{redirect}"
+        );
         assert!(redirect.contains("Location: dashboard/\r\n"));
         let post = text(serve(&request("POST"), "/dashboard/"));
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");
