@@ -12,7 +12,9 @@
 //!    the driver). A worker's state is an `Rc<RefCell<Worker>>` that only its thread touches.
 //!    The one path between workers is the [`mesh`] of crossbeam-channel queues, bounded in
 //!    bytes. The one exception is each app's atomic connection counter ([`app`]), which
-//!    enforces `max_connections` at the instant a connection opens.
+//!    enforces `max_connections` at the instant a connection opens. Statistics are no
+//!    exception: they are each worker's own integers, read by asking the worker over the mesh
+//!    ([`stats`]).
 //! 2. **Own listener, own slab, own registry.** Each worker binds its own `SO_REUSEPORT`
 //!    listener, keeps its connections in a [`slab::Slab`] whose keys carry a generation
 //!    ([`ids::ConnKey`]) so a reused slot is never mistaken for its former occupant, and keeps
@@ -58,11 +60,13 @@ pub mod app;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod dashboard;
 pub mod ids;
 pub mod mesh;
 pub mod owner;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod stats;
 pub mod sys;
 pub mod worker;

@@ -63,6 +63,10 @@ enum Command {
         /// Redis database number, as REDIS_DB [default: 0]
         #[arg(long, value_name = "N")]
         redis_db: Option<i64>,
+        /// Serve the operator dashboard at /dashboard (login with an app's id, key and
+        /// secret; also RINGCAST_DASHBOARD=true or `dashboard = true`)
+        #[arg(long)]
+        dashboard: bool,
     },
 }
 
@@ -91,6 +95,7 @@ fn main() {
         redis_username,
         redis_password,
         redis_db,
+        dashboard,
     } = cli.command;
     let flags = Overrides {
         host,
@@ -98,6 +103,7 @@ fn main() {
         workers,
         path,
         echo,
+        dashboard,
         config_file: config,
         scaling: ringcast::config::ScalingLayer {
             enabled: scaling.then_some(true),

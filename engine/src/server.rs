@@ -83,6 +83,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     println!("ringcast listening on {host}:{port} ({workers} workers, {driver})");
     let shared_cfg = &shared.config;
+    if shared_cfg.dashboard {
+        let shown = if host == "0.0.0.0" || host == "::" {
+            "localhost"
+        } else {
+            &host
+        };
+        let prefix = &shared_cfg.path_prefix;
+        println!("dashboard at http://{shown}:{port}{prefix}/dashboard/");
+    }
     if shared_cfg.generated {
         println!(
             "No app configured; generated one for this run. Put these lines in your Laravel .env:\n\n{}",
@@ -192,6 +201,9 @@ fn worker_main(
         let _ = ready.send(Ok((local, driver)));
         monoio::spawn(accept_loop(worker.clone(), listener));
         monoio::spawn(sweep_loop(worker.clone()));
+        if shared.config.dashboard {
+            monoio::spawn(crate::dashboard::publisher::run(worker.clone()));
+        }
         #[cfg(feature = "fault-injection")]
         if id.0 as usize + 1 == shared.mesh.len()
             && let Some(ms) = std::env::var("RINGCAST_FAULT_PANIC_AFTER_MS")

@@ -72,6 +72,7 @@ pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
 /// What the request head asked for.
 enum Target {
     Health,
+    Dashboard(String),
     Api(String),
     Echo,
     App(String),
@@ -87,6 +88,9 @@ fn target(worker: &Worker, req: &Request) -> Target {
     }
     let upgrade = handshake::is_upgrade_request(req);
     match rel {
+        Some(p) if cfg.dashboard && crate::dashboard::http::is_dashboard_path(p) => {
+            Target::Dashboard(p.to_string())
+        }
         Some(p) if p.starts_with("/apps/") => Target::Api(p.to_string()),
         Some("/echo") if cfg.echo => Target::Echo,
         Some(p) if p.starts_with("/app/") && p.len() > 5 && !p[5..].contains('/') => {
@@ -160,6 +164,13 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
             Target::Health => {
                 let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
                 if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
+                    return None;
+                }
+            }
+            Target::Dashboard(path) => {
+                let resp = crate::dashboard::http::serve(&req, &path);
+                let more = req.keep_alive && req.content_length == 0;
+                if write_all(&stream, &resp, wt).await.is_err() || !more {
                     return None;
                 }
             }
@@ -324,9 +335,11 @@ async fn websocket(
         }
     };
     let mut out = handshake::response_101(&up);
+    let dashboard = worker.borrow().shared.config.dashboard
+        && crate::dashboard::same_origin(up.origin.as_deref(), req.header("host"));
     let admitted = {
         let mut w = worker.borrow_mut();
-        admit(&mut w, &stream, &up, what)
+        admit(&mut w, &stream, &up, what, dashboard)
     };
     // Nothing of the request is needed any more: an idle connection must not keep its headers.
     drop(up);
@@ -361,11 +374,14 @@ async fn websocket(
 /// Decides whether an upgrade may become a connection, and adds it: returns its key, its
 /// message limit and the first frame to send (`connection_established`), or the Pusher code it
 /// is refused with (sent as a `pusher:error` and as the close frame, with the code's text).
+/// `own_page` is set when the dashboard is on and the upgrade comes from a page this server
+/// served (same origin), which `allowed_origins` does not need to list.
 fn admit(
     w: &mut Worker,
     stream: &Rc<TcpStream>,
     up: &handshake::Upgrade,
     what: Target,
+    own_page: bool,
 ) -> Result<(ConnKey, usize, bytes::Bytes), PusherCode> {
     // pusher-js reconnects at once on 4200, and by then another server (or this one,
     // restarted) takes the connection.
@@ -392,7 +408,7 @@ fn admit(
     if !app.cfg.enabled {
         return Err(PusherCode::AppDisabled);
     }
-    if !app.origin_allowed(up.origin.as_deref()) {
+    if !own_page && !app.origin_allowed(up.origin.as_deref()) {
         return Err(PusherCode::Unauthorized);
     }
     let protocol = query_param(&up.query, "protocol");

@@ -1,0 +1,278 @@
+//! The document a stats publish carries: one app's figures, added up over every worker.
+//!
+//! ```text
+//! {
+//!   "at": 1764600000000,                       wall clock, ms since the epoch
+//!   "app": "1001",
+//!   "connections": 3, "subscriptions": 5,      open now; subscriptions leave out the watchers'
+//!   "watchers": 1,                             subscriptions to the stats channel itself
+//!   "counters": {"messages_in": .., "api_events": .., "messages_out": .., "deliveries": ..,
+//!                "sent": .., "opened": ..},    totals since start: the page derives rates
+//!   "closes": [{"code": 4100, "count": 2, "reason": "Over capacity"}],
+//!   "recent_closes": [{"at": .., "code": 4201, "reason": ".."}],
+//!   "channels": {"total": 2, "list": [{"name": "sales", "subscriptions": 2}, ...]},
+//!   "presence": [{"channel": "presence-doc", "users": 2,
+//!                 "members": [{"id": "1", "connections": 1}, ...]}],
+//!   "nodes": [{"name": "host (pid 42)", "this": true, "started_at": .., "lease_age_secs": null,
+//!              "connections": 3, "workers": [{"id": 0, "connections": 2, "answered": true}]}]
+//! }
+//! ```
+//!
+//! Lists are bounded so that a publish stays small whatever the app does: the busiest
+//! [`MAX_CHANNELS`] channels, the [`MAX_PRESENCE`] busiest presence channels with at most
+//! [`MAX_MEMBERS`] members each; the totals say how many there are in all.
+
+use ringcast_protocol::pusher::error::PusherCode;
+use ringcast_protocol::ws::close::CloseCode;
+use serde_json::{Value, json};
+
+use super::CHANNEL_PREFIX;
+use crate::ids::{AppIdx, ShardId};
+use crate::stats::{ABNORMAL_CLOSURE, ChannelReport, Totals, WorkerReport};
+
+/// Channels listed, busiest first.
+pub const MAX_CHANNELS: usize = 200;
+/// Presence channels whose members are listed, busiest first.
+pub const MAX_PRESENCE: usize = 50;
+/// Members listed per presence channel.
+pub const MAX_MEMBERS: usize = 100;
+
+/// This process, as an entry of the node list.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Host name and process id.
+    pub name: String,
+    /// When it started, ms since the epoch.
+    pub started_at_ms: u64,
+}
+
+impl Node {
+    /// This process.
+    pub fn this(started_at_ms: u64) -> Node {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        Node {
+            name: format!("{host} (pid {})", std::process::id()),
+            started_at_ms,
+        }
+    }
+}
+
+/// What a close code means, for the operator.
+pub fn close_reason(code: u16) -> &'static str {
+    if code == ABNORMAL_CLOSURE {
+        return "Closed without a close frame";
+    }
+    if code == CloseCode::NO_STATUS.0 {
+        return "Closed by the client without a code";
+    }
+    match PusherCode::from_code(code) {
+        Some(c) => c.message(),
+        None => CloseCode(code).reason(),
+    }
+}
+
+/// The stats document of `app` (whose id is `app_id`) from the `reports` of the workers that
+/// answered, out of `workers`, at `at_ms`.
+pub fn document(
+    app: AppIdx,
+    app_id: &str,
+    node: &Node,
+    workers: usize,
+    reports: &[WorkerReport],
+    at_ms: u64,
+) -> Value {
+    let totals = Totals::sum(reports);
+    let mine = totals.app(app);
+    let c = &mine.counters;
+    let (watch, mut channels): (Vec<ChannelReport>, Vec<ChannelReport>) = totals
+        .channels
+        .into_iter()
+        .filter(|ch| ch.app == app)
+        .partition(|ch| ch.name.as_str().starts_with(CHANNEL_PREFIX));
+    let watchers: u64 = watch.iter().map(|ch| ch.subscriptions).sum();
+    channels.sort_by(|a, b| {
+        b.subscriptions
+            .cmp(&a.subscriptions)
+            .then_with(|| a.name.as_str().cmp(b.name.as_str()))
+    });
+    let list: Vec<Value> = channels
+        .iter()
+        .take(MAX_CHANNELS)
+        .map(|ch| {
+            let mut v = json!({"name": ch.name.as_str(), "subscriptions": ch.subscriptions});
+            if ch.name.is_presence() {
+                v["users"] = ch.members.len().into();
+            }
+            v
+        })
+        .collect();
+    let presence: Vec<Value> = channels
+        .iter()
+        .filter(|ch| ch.name.is_presence())
+        .take(MAX_PRESENCE)
+        .map(|ch| {
+            let members: Vec<Value> = ch
+                .members
+                .iter()
+                .take(MAX_MEMBERS)
+                .map(|(id, n)| json!({"id": &**id, "connections": n}))
+                .collect();
+            json!({"channel": ch.name.as_str(), "users": ch.members.len(), "members": members})
+        })
+        .collect();
+    let closes: Vec<Value> = c
+        .closes
+        .iter()
+        .map(|&(code, count)| json!({"code": code, "count": count, "reason": close_reason(code)}))
+        .collect();
+    let recent: Vec<Value> = totals
+        .recent_closes
+        .iter()
+        .rev()
+        .map(|r| json!({"at": r.at_ms, "code": r.code, "reason": close_reason(r.code)}))
+        .collect();
+    let per_worker: Vec<Value> = (0..workers)
+        .map(|i| {
+            let r = reports.iter().find(|r| r.worker == ShardId(i as u16));
+            let connections = r
+                .and_then(|r| r.apps.iter().find(|a| a.app == app))
+                .map_or(0, |a| a.counters.connections());
+            json!({"id": i, "connections": connections, "answered": r.is_some()})
+        })
+        .collect();
+    json!({
+        "at": at_ms,
+        "app": app_id,
+        "connections": c.connections(),
+        "subscriptions": mine.subscriptions.saturating_sub(watchers),
+        "watchers": watchers,
+        "counters": {
+            "messages_in": c.messages_in,
+            "api_events": c.api_events,
+            "messages_out": c.messages_out(),
+            "deliveries": c.deliveries,
+            "sent": c.sent,
+            "opened": c.opened,
+        },
+        "closes": closes,
+        "recent_closes": recent,
+        "channels": {"total": channels.len(), "list": list},
+        "presence": presence,
+        "nodes": [{
+            "name": node.name,
+            "this": true,
+            "started_at": node.started_at_ms,
+            "lease_age_secs": Value::Null,
+            "connections": c.connections(),
+            "workers": per_worker,
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ringcast_protocol::pusher::channel::ChannelName;
+
+    use super::*;
+    use crate::stats::{AppCounters, AppReport, CloseRecord};
+
+    fn channel(app: u32, name: &str, subs: u64, members: &[&str]) -> ChannelReport {
+        ChannelReport {
+            app: AppIdx(app),
+            name: Arc::new(ChannelName::parse(name, &Default::default()).unwrap()),
+            subscriptions: subs,
+            members: members.iter().map(|m| (Arc::from(*m), 1)).collect(),
+        }
+    }
+
+    fn worker(id: u16, opened: u64, channels: Vec<ChannelReport>) -> WorkerReport {
+        WorkerReport {
+            worker: ShardId(id),
+            connections: opened + 7,
+            apps: vec![AppReport {
+                app: AppIdx(0),
+                counters: AppCounters {
+                    opened,
+                    removed: 1,
+                    closes: vec![(4201, 1)],
+                    ..AppCounters::default()
+                },
+                subscriptions: 4,
+            }],
+            channels,
+            recent_closes: vec![CloseRecord {
+                at_ms: u64::from(id),
+                app: AppIdx(0),
+                code: 4201,
+            }],
+        }
+    }
+
+    #[test]
+    fn one_app_over_every_worker_without_the_stats_channel() {
+        let stats = super::super::channel_name("s");
+        let reports = [
+            worker(
+                0,
+                3,
+                vec![
+                    channel(0, "sales", 2, &[]),
+                    channel(0, &stats, 1, &[]),
+                    channel(1, "other-app", 9, &[]),
+                ],
+            ),
+            worker(1, 2, vec![channel(0, "presence-doc", 3, &["1", "2"])]),
+        ];
+        let node = Node {
+            name: "n".into(),
+            started_at_ms: 5,
+        };
+        let doc = document(AppIdx(0), "1001", &node, 3, &reports, 99);
+        assert_eq!(doc["connections"], 3, "opened 5, removed 2");
+        assert_eq!(doc["subscriptions"], 7, "8 minus the watcher's");
+        assert_eq!(doc["watchers"], 1);
+        assert_eq!(doc["channels"]["total"], 2);
+        let names: Vec<&str> = doc["channels"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["presence-doc", "sales"],
+            "busiest first, no stats channel"
+        );
+        assert_eq!(doc["channels"]["list"][0]["users"], 2);
+        assert_eq!(doc["presence"][0]["members"][1]["id"], "2");
+        assert_eq!(
+            doc["closes"][0],
+            json!({"code": 4201, "count": 2, "reason": "Pong reply not received in time"})
+        );
+        assert_eq!(doc["recent_closes"][0]["at"], 1, "newest first");
+        let workers = &doc["nodes"][0]["workers"];
+        assert_eq!(
+            workers[0],
+            json!({"id": 0, "connections": 2, "answered": true})
+        );
+        assert_eq!(
+            workers[2],
+            json!({"id": 2, "connections": 0, "answered": false})
+        );
+        assert!(doc["nodes"][0]["lease_age_secs"].is_null());
+    }
+
+    #[test]
+    fn close_reasons() {
+        assert_eq!(close_reason(4100), "Over capacity");
+        assert_eq!(close_reason(1000), "Normal closure");
+        assert_eq!(close_reason(1006), "Closed without a close frame");
+        assert_eq!(close_reason(3999), "");
+    }
+}
