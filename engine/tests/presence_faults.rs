@@ -65,19 +65,24 @@ fn join(ws: &mut Ws, sid: &str, user: &str, info: &str) {
 
 #[test]
 fn a_joiner_closed_during_its_own_join_leaves_no_ghost_member() {
+    // The member list is 25 members of 10 KB: more than the joiner's whole queue may hold
+    // (200 KB), while a batch of ten 10 KB events fits in it.
+    let config = std::env::temp_dir().join(format!("ringcast-ghost-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "max_user_info_bytes = 12000\nmax_outbound_bytes = 200000\n",
+    )
+    .unwrap();
     let server = Server::start(
-        &["--workers", "1"],
+        &["--workers", "1", "--config", config.to_str().unwrap()],
         &[
-            // The smallest queue the server allows with 10,000-byte messages.
-            ("RINGCAST_MAX_OUTBOUND_BYTES", "20064"),
-            // The joiner says nothing while its socket fills, which may take minutes on a
+            ("REVERB_APP_MAX_MESSAGE_SIZE", "20000"),
+            // The joiner says nothing while its socket fills, which may take a while on a
             // loaded machine: it must not be pinged out (4201) meanwhile.
             ("REVERB_APP_PING_INTERVAL", "3600"),
         ],
     );
-    // 25 members with 900 bytes of user_info each: the member list is over 22 KB, more than
-    // the joiner's whole queue may hold.
-    let bio = "b".repeat(900);
+    let bio = "b".repeat(10_000);
     let mut members = Vec::new();
     for i in 0..MEMBERS {
         let (mut ws, sid) = server.client();
@@ -100,21 +105,28 @@ fn a_joiner_closed_during_its_own_join_leaves_no_ghost_member() {
             );
         }
     }
-    // The joiner, with a small receive buffer, stops reading. Its public channel is filled
-    // until the kernel takes less than half of an event: what waits in the server's queue is
-    // then under 15 KB, under its bound, and the member list passes it.
+    // The joiner, with a small receive buffer, stops reading. Its public channel is filled,
+    // ten 10 KB events a request, until the kernel takes less than half of a request: what
+    // waits in the server's queue is then under 150 KB, under its bound, and the member list
+    // passes it.
     let (mut joiner, sid) = small_window_client(server.port);
     joiner.subscribe("fill");
     let client_port = joiner.stream.local_addr().unwrap().port();
     let mut http = Http::connect(server.port);
     let data = "d".repeat(10_000);
+    let batch = json!({"batch": (0..10)
+        .map(|_| json!({"name": "fill", "channel": "fill", "data": data}))
+        .collect::<Vec<_>>()})
+    .to_string();
+    let path = format!("/apps/{APP_ID}/batch_events");
     // A bound on the loop, not a timing check: the send buffer autotunes up to 4 MiB.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let (tx0, rx0) = kernel_queues(server.port, client_port);
-        assert_eq!(http.trigger(&["fill"], "fill", &data, None).status, 200);
+        let r = http.signed("POST", &path, &[], &batch);
+        assert_eq!(r.status, 200, "{}", r.body);
         let (tx1, rx1) = kernel_queues(server.port, client_port);
-        if (tx1 + rx1).saturating_sub(tx0 + rx0) < 5_000 {
+        if (tx1 + rx1).saturating_sub(tx0 + rx0) < 50_000 {
             break;
         }
         assert!(Instant::now() < deadline, "the kernel never filled up");
