@@ -236,6 +236,10 @@ pub struct SlowArgs {
     /// Seconds the stalled clients get to read their close once they read again.
     #[arg(long, default_value_t = 10.0)]
     pub release_timeout: f64,
+    /// Seconds the flood may go on after the duration while some stalled client has not yet
+    /// been sent enough to come back and read its close.
+    #[arg(long, default_value_t = 120.0)]
+    pub flood_timeout: f64,
     /// The server's per-connection outbound queue bound (ringcast's
     /// `RINGCAST_MAX_OUTBOUND_BYTES`): the memory bound is derived from it.
     #[arg(long, default_value_t = 1 << 20)]

@@ -74,8 +74,14 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
     let run_start = monotonic_ns();
     shared.set_phase(Phase::Run);
     monitor.hold(Duration::from_secs_f64(duration));
-    let elapsed = drain(&mut monitor, &shared, Duration::from_secs(10), run_start);
     let c = &shared.counters;
+    // The flood goes on past the duration until every stalled client has been sent enough
+    // to come back and read its close (bounded by the flood timeout): how long that takes
+    // depends on the machine, what the scenario checks does not.
+    monitor.wait_until(Duration::from_secs_f64(args.flood_timeout), |_| {
+        c.closed.load(Ordering::SeqCst) >= stalled as u64
+    });
+    let elapsed = drain(&mut monitor, &shared, Duration::from_secs(10), run_start);
     let rss_after_flood = monitor.server_memory();
     shared.set_phase(Phase::Release);
     monitor.wait_until(Duration::from_secs_f64(args.release_timeout), |_| {
