@@ -40,7 +40,7 @@ use crate::conn::{CloseClock, Conn, Offer, OutQueue};
 use crate::ids::{AppIdx, ConnKey, ShardId};
 use crate::mesh::{Mesh, MeshMsg};
 use crate::owner::{OwnerRoute, route};
-use crate::state::msg::{Answer, OwnerMsg, Question, ShardMsg};
+use crate::state::msg::{Answer, NodeInfo, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
 use crate::stats::Stats;
 use crate::sys;
@@ -369,6 +369,14 @@ impl Worker {
         match msg {
             MeshMsg::Shard(m) => self.handle_shard(m),
             MeshMsg::Owner(m) => self.owner.handle(m, Instant::now()),
+            MeshMsg::Ask(Question::Nodes { app }, reply) => {
+                // A lone node: this process only, with no lease.
+                let _ = reply.send(Answer::Nodes(vec![NodeInfo {
+                    id: String::new(),
+                    connections: self.shared.apps.get(app).local_connections(),
+                    lease_ms_left: None,
+                }]));
+            }
             MeshMsg::Ask(q, reply) => {
                 let _ = reply.send(self.owner.answer(&q, Instant::now()));
             }

@@ -13,7 +13,7 @@ use ringcast::cluster::scripts::{COMMON, Scripts};
 use ringcast::cluster::wire::{self, Decoder, Delivery, Encoder, Fields};
 use ringcast::config::AppConfig;
 use ringcast::ids::{AppIdx, ConnKey, ShardId};
-use ringcast::state::msg::{Join, OwnerMsg, ShardMsg};
+use ringcast::state::msg::{Answer, Join, NodeInfo, OwnerMsg, Question, ShardMsg};
 use ringcast_protocol::Limits;
 use ringcast_protocol::pusher::channel::ChannelName;
 use ringcast_protocol::pusher::socket_id::SocketId;
@@ -392,4 +392,56 @@ fn counts_over_a_hundred_subscriptions_are_throttled_and_the_last_one_still_arri
     );
     heartbeat(&mut r.con);
     assert!(counts(&mut r.con).is_empty(), "sent once");
+}
+
+#[test]
+fn the_node_list_has_every_node_with_its_connections_and_what_is_left_of_its_lease() {
+    let mut r = redis();
+    let apps = apps();
+    let (a, b, c) = (
+        encoder(&apps, "aaaa", 10),
+        encoder(&apps, "bbbb", 10),
+        encoder(&apps, "cccc", 10),
+    );
+    for enc in [&a, &b, &c] {
+        let _: redis::Value = enc.heartbeat(30_000).query(&mut r.con).unwrap();
+    }
+    // Heartbeats with connections: b has 5, c's lease is short and expires; a says goodbye
+    // after the others asked once.
+    let _: () = redis::cmd("HSET")
+        .arg("t:conns:7")
+        .arg("bbbb")
+        .arg(5)
+        .query(&mut r.con)
+        .unwrap();
+    let _: redis::Value = c.heartbeat(1).query(&mut r.con).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let ask = |enc: &Encoder, con: &mut redis::Connection| -> Vec<NodeInfo> {
+        let (tx, _rx) = futures_channel::oneshot::channel();
+        let q = Question::Nodes { app: AppIdx(0) };
+        let (cmd, then) = enc.encode(wire::Command::Ask(q, tx)).unwrap();
+        let reply: redis::Value = cmd.query(con).unwrap();
+        let wire::Then::Answer(kind, _) = then else {
+            panic!("a question is answered");
+        };
+        let Answer::Nodes(mut nodes) = wire::answer(kind, &reply, &Limits::default()) else {
+            panic!("a node list");
+        };
+        nodes.sort_by(|x, y| x.id.cmp(&y.id));
+        nodes
+    };
+    let nodes = ask(&b, &mut r.con);
+    let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["aaaa", "bbbb", "cccc"]);
+    assert_eq!(nodes[0].connections, 0);
+    assert_eq!(nodes[1].connections, 5);
+    for n in &nodes[..2] {
+        let left = n.lease_ms_left.expect("a live lease");
+        assert!(left > 25_000 && left <= 30_000, "{n:?}");
+    }
+    assert_eq!(nodes[2].lease_ms_left, None, "an expired lease");
+
+    let _: redis::Value = a.goodbye().query(&mut r.con).unwrap();
+    let ids: Vec<String> = ask(&c, &mut r.con).into_iter().map(|n| n.id).collect();
+    assert_eq!(ids, ["bbbb", "cccc"], "a node that left is not listed");
 }

@@ -277,10 +277,21 @@ return 1
 
 /// QUERY: 3 kind, 4 app, 5 channel or prefix. `c`: {subscriptions, users[, cache data, cache
 /// ms left]}; `l`: {channel, subscriptions, users, ...} for the occupied channels whose name
-/// starts with the prefix; `u`: a presence channel's user ids.
+/// starts with the prefix; `u`: a presence channel's user ids; `n` (no 5): {node, connections
+/// to the app as its last heartbeat counted them, PTTL of its lease, ...} for every node of
+/// `{P}:nodes` (a PTTL of -2 is a lease that has expired).
 pub const QUERY: &str = r#"
 local kind, app, arg = ARGV[3], ARGV[4], ARGV[5]
-if kind == 'c' then
+if kind == 'n' then
+  local out = {}
+  local conns = P .. ':conns:' .. app
+  for _, n in ipairs(redis.call('SMEMBERS', P .. ':nodes')) do
+    table.insert(out, n)
+    table.insert(out, tonumber(redis.call('HGET', conns, n) or '0'))
+    table.insert(out, redis.call('PTTL', P .. ':node:' .. n))
+  end
+  return out
+elseif kind == 'c' then
   local base = app .. ':' .. arg
   local out = {total(app, arg), redis.call('HLEN', P .. ':pres:' .. base)}
   local k = P .. ':cache:' .. base

@@ -31,7 +31,7 @@ use crate::app::Apps;
 use crate::ids::{AppIdx, ConnKey, ShardId};
 use crate::mesh::{MESSAGE_COST, owner_msg_cost};
 use crate::state::msg::{
-    Answer, Channel, ChannelInfo, JoinAnswer, OwnerMsg, Question, ShardMsg, UserId,
+    Answer, Channel, ChannelInfo, JoinAnswer, NodeInfo, OwnerMsg, Question, ShardMsg, UserId,
 };
 
 /// One publish for the PUBLISH script.
@@ -91,6 +91,7 @@ pub enum AskKind {
     Channel,
     Channels,
     Users,
+    Nodes,
 }
 
 /// Builds the script calls of the link's commands.
@@ -285,6 +286,10 @@ impl Encoder {
                         c.arg("u").arg(self.app_id(*app)).arg(channel.as_str());
                         AskKind::Users
                     }
+                    Question::Nodes { app } => {
+                        c.arg("n").arg(self.app_id(*app));
+                        AskKind::Nodes
+                    }
                 };
                 (c, Then::Answer(kind, reply))
             }
@@ -361,6 +366,20 @@ pub fn answer(kind: AskKind, reply: &redis::Value, limits: &Limits) -> Answer {
                 .collect(),
         ),
         AskKind::Users => Answer::Users(items.iter().map(|v| UserId::from(text(v))).collect()),
+        AskKind::Nodes => Answer::Nodes(
+            items
+                .chunks_exact(3)
+                .map(|n| NodeInfo {
+                    id: text(&n[0]),
+                    connections: int(&n[1]),
+                    // PTTL: -2 for a lease that is gone, -1 for one without expiry (never set).
+                    lease_ms_left: match &n[2] {
+                        redis::Value::Int(ms) if *ms >= 0 => Some(*ms as u64),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        ),
     }
 }
 

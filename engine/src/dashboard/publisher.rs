@@ -10,6 +10,11 @@
 //!
 //! A worker that does not answer in time (stalled, or shutting down) is shown as not
 //! answering rather than holding the others' figures back.
+//!
+//! With scaling on, the same publish also asks the cluster for its nodes
+//! ([`Question::Nodes`], one script run in Redis) within the same wait, so the document lists
+//! every node with its connections and lease; without an answer in time it lists this node
+//! alone.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,10 +23,11 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use ringcast_protocol::pusher::event::ServerEvent;
 
-use super::report::{Node, document};
+use super::report::{ClusterView, Node, document};
 use super::{STATS_EVENT, channel_name};
 use crate::ids::{AppIdx, ShardId};
 use crate::mesh::MeshMsg;
+use crate::state::msg::{Answer, Question};
 use crate::stats::{Request, unix_ms};
 use crate::worker::Worker;
 
@@ -76,8 +82,8 @@ async fn publish(
         app: Some(app),
         channels: true,
     };
-    let (workers, waits) = {
-        let w = worker.borrow();
+    let (workers, waits, cluster) = {
+        let mut w = worker.borrow_mut();
         let n = w.shared.mesh.len();
         let waits: Vec<oneshot::Receiver<_>> = (0..n)
             .map(|i| {
@@ -88,7 +94,14 @@ async fn publish(
                 rx
             })
             .collect();
-        (n, waits)
+        // In a cluster a question goes to Redis whichever worker is named.
+        let cluster = w
+            .shared
+            .cluster
+            .as_ref()
+            .map(|c| c.node().to_string())
+            .map(|me| (me, w.ask(ShardId(0), Question::Nodes { app })));
+        (n, waits, cluster)
     };
     let deadline = Instant::now() + ANSWER_WAIT;
     let mut reports = Vec::with_capacity(workers);
@@ -98,7 +111,20 @@ async fn publish(
             reports.push(report);
         }
     }
-    let doc = document(app, app_id, node, workers, &reports, unix_ms()).to_string();
+    let mut listed = None;
+    let mut me = String::new();
+    if let Some((id, rx)) = cluster {
+        me = id;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Ok(Answer::Nodes(nodes))) = monoio::time::timeout(left, rx).await {
+            listed = Some(nodes);
+        }
+    }
+    let view = (!me.is_empty()).then(|| ClusterView {
+        this: &me,
+        nodes: listed.as_deref(),
+    });
+    let doc = document(app, app_id, node, workers, &reports, view, unix_ms()).to_string();
     let frame = ServerEvent::ChannelEvent {
         event: STATS_EVENT,
         channel,

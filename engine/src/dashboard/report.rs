@@ -13,10 +13,19 @@
 //!   "channels": {"total": 2, "list": [{"name": "sales", "subscriptions": 2}, ...]},
 //!   "presence": [{"channel": "presence-doc", "users": 2,
 //!                 "members": [{"id": "1", "connections": 1}, ...]}],
-//!   "nodes": [{"name": "host (pid 42)", "this": true, "started_at": .., "lease_age_secs": null,
+//!   "nodes": [{"id": "", "name": "host (pid 42)", "this": true, "started_at": ..,
+//!              "lease_age_secs": null, "lease_ms_left": null,
 //!              "connections": 3, "workers": [{"id": 0, "connections": 2, "answered": true}]}]
 //! }
 //! ```
+//!
+//! With scaling on, `nodes` lists every node of `{P}:nodes` by id (sorted), as Redis answered
+//! [`Question::Nodes`](crate::state::msg::Question::Nodes): each with its connections to the app
+//! (this node's counted live here, the others' as their last heartbeat wrote them),
+//! `lease_ms_left` (the lease's PTTL) and `lease_age_secs`, the time since the node last renewed
+//! its lease: [`LEASE`] minus what is left, to a tenth of a second (about 0 to 1 for a node that
+//! renews every second; `null` once the lease has expired). Only this node has `workers` and
+//! `started_at`; when Redis did not answer in time, this node is listed alone.
 //!
 //! Lists are bounded so that a publish stays small whatever the app does: the busiest
 //! [`MAX_CHANNELS`] channels, the [`MAX_PRESENCE`] busiest presence channels with at most
@@ -27,7 +36,9 @@ use ringcast_protocol::ws::close::CloseCode;
 use serde_json::{Value, json};
 
 use super::CHANNEL_PREFIX;
+use crate::cluster::link::LEASE;
 use crate::ids::{AppIdx, ShardId};
+use crate::state::msg::NodeInfo;
 use crate::stats::{ABNORMAL_CLOSURE, ChannelReport, Totals, WorkerReport};
 
 /// Channels listed, busiest first.
@@ -61,6 +72,21 @@ impl Node {
     }
 }
 
+/// What a clustered node knows of the cluster for a document.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterView<'a> {
+    /// This node's id.
+    pub this: &'a str,
+    /// The nodes as Redis listed them, or `None` when it did not answer in time.
+    pub nodes: Option<&'a [NodeInfo]>,
+}
+
+/// Seconds since a lease with `left_ms` to run was renewed, to a tenth.
+pub fn lease_age_secs(left_ms: u64) -> f64 {
+    let lease = LEASE.as_millis() as u64;
+    (lease.saturating_sub(left_ms) / 100) as f64 / 10.0
+}
+
 /// What a close code means, for the operator.
 pub fn close_reason(code: u16) -> &'static str {
     if code == ABNORMAL_CLOSURE {
@@ -83,6 +109,7 @@ pub fn document(
     node: &Node,
     workers: usize,
     reports: &[WorkerReport],
+    cluster: Option<ClusterView<'_>>,
     at_ms: u64,
 ) -> Value {
     let totals = Totals::sum(reports);
@@ -144,6 +171,44 @@ pub fn document(
             json!({"id": i, "connections": connections, "answered": r.is_some()})
         })
         .collect();
+    let this = json!({
+        "id": cluster.map_or("", |v| v.this),
+        "name": node.name,
+        "this": true,
+        "started_at": node.started_at_ms,
+        "lease_age_secs": Value::Null,
+        "lease_ms_left": Value::Null,
+        "connections": c.connections(),
+        "workers": per_worker,
+    });
+    let nodes = match cluster.and_then(|v| Some((v.this, v.nodes?))) {
+        Some((me, listed)) => {
+            let mut listed: Vec<&NodeInfo> = listed.iter().collect();
+            listed.sort_by(|a, b| a.id.cmp(&b.id));
+            let mut out: Vec<Value> = listed
+                .iter()
+                .map(|n| {
+                    let (mut v, age) = if n.id == me {
+                        (this.clone(), n.lease_ms_left)
+                    } else {
+                        let v = json!({
+                            "id": n.id, "name": n.id, "this": false,
+                            "connections": n.connections, "workers": [],
+                        });
+                        (v, n.lease_ms_left)
+                    };
+                    v["lease_ms_left"] = age.into();
+                    v["lease_age_secs"] = age.map(lease_age_secs).into();
+                    v
+                })
+                .collect();
+            if !listed.iter().any(|n| n.id == me) {
+                out.push(this);
+            }
+            out
+        }
+        None => vec![this],
+    };
     json!({
         "at": at_ms,
         "app": app_id,
@@ -162,14 +227,7 @@ pub fn document(
         "recent_closes": recent,
         "channels": {"total": channels.len(), "list": list},
         "presence": presence,
-        "nodes": [{
-            "name": node.name,
-            "this": true,
-            "started_at": node.started_at_ms,
-            "lease_age_secs": Value::Null,
-            "connections": c.connections(),
-            "workers": per_worker,
-        }],
+        "nodes": nodes,
     })
 }
 
@@ -233,7 +291,7 @@ mod tests {
             name: "n".into(),
             started_at_ms: 5,
         };
-        let doc = document(AppIdx(0), "1001", &node, 3, &reports, 99);
+        let doc = document(AppIdx(0), "1001", &node, 3, &reports, None, 99);
         assert_eq!(doc["connections"], 3, "opened 5, removed 2");
         assert_eq!(doc["subscriptions"], 7, "8 minus the watcher's");
         assert_eq!(doc["watchers"], 1);
@@ -266,6 +324,57 @@ mod tests {
             json!({"id": 2, "connections": 0, "answered": false})
         );
         assert!(doc["nodes"][0]["lease_age_secs"].is_null());
+    }
+
+    #[test]
+    fn a_clustered_node_lists_every_node_with_its_lease_age() {
+        let reports = [worker(0, 3, vec![])];
+        let node = Node {
+            name: "host (pid 1)".into(),
+            started_at_ms: 5,
+        };
+        let listed = [
+            NodeInfo {
+                id: "bb".into(),
+                connections: 4,
+                lease_ms_left: Some(29_250),
+            },
+            NodeInfo {
+                id: "aa".into(),
+                connections: 9,
+                lease_ms_left: Some(30_000),
+            },
+            NodeInfo {
+                id: "cc".into(),
+                connections: 1,
+                lease_ms_left: None,
+            },
+        ];
+        let view = ClusterView {
+            this: "aa",
+            nodes: Some(&listed),
+        };
+        let doc = document(AppIdx(0), "1001", &node, 1, &reports, Some(view), 99);
+        let nodes = doc["nodes"].as_array().unwrap();
+        let ids: Vec<&str> = nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["aa", "bb", "cc"]);
+        assert_eq!(nodes[0]["this"], true);
+        assert_eq!(nodes[0]["name"], "host (pid 1)");
+        assert_eq!(nodes[0]["connections"], 2, "this node's own count, live");
+        assert_eq!(nodes[0]["lease_age_secs"], 0.0);
+        assert_eq!(nodes[1]["this"], false);
+        assert_eq!(nodes[1]["connections"], 4);
+        assert_eq!(nodes[1]["lease_age_secs"], 0.7);
+        assert_eq!(nodes[1]["lease_ms_left"], 29_250);
+        assert!(nodes[2]["lease_age_secs"].is_null(), "an expired lease");
+
+        let silent = ClusterView {
+            this: "aa",
+            nodes: None,
+        };
+        let doc = document(AppIdx(0), "1001", &node, 1, &reports, Some(silent), 99);
+        assert_eq!(doc["nodes"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["nodes"][0]["id"], "aa");
     }
 
     #[test]

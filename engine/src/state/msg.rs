@@ -153,6 +153,8 @@ pub enum Question {
     Channels { app: AppIdx, prefix: String },
     /// A presence channel's user ids.
     Users { app: AppIdx, channel: Channel },
+    /// The nodes serving `app`, with their connections to it and their leases.
+    Nodes { app: AppIdx },
 }
 
 /// An owner's answer.
@@ -161,6 +163,18 @@ pub enum Answer {
     Channel(ChannelInfo),
     Channels(Vec<(Channel, ChannelInfo)>),
     Users(Vec<UserId>),
+    Nodes(Vec<NodeInfo>),
+}
+
+/// One node of the server, as [`Question::Nodes`] is answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's id in the cluster (`crate::cluster::Cluster::node`); empty for a lone node.
+    pub id: String,
+    /// Its open connections to the app: in a cluster, as its last heartbeat counted them.
+    pub connections: u64,
+    /// Milliseconds left on its lease; `None` for a lone node, or a lease that has expired.
+    pub lease_ms_left: Option<u64>,
 }
 
 /// What is known about one channel across the server.

@@ -472,6 +472,8 @@ impl Owner {
                     .map(|f| f.members.keys().cloned().collect())
                     .unwrap_or_default(),
             ),
+            // Nodes are not an owner's fact: the worker answers for its process.
+            Question::Nodes { .. } => Answer::Nodes(Vec::new()),
         }
     }
 

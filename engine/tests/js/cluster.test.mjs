@@ -5,6 +5,8 @@
 // 8.6.0, whispers, `toOthers()` (the SDK's socket_id), the query API asked on a third node,
 // sendToUser / terminate, watchlists, cache channels, subscription counts, max_connections, and
 // exactly-once in-order delivery for publishers on every node to subscribers on every node.
+// With --dashboard, a signed stats watcher on one node is shown every node of the cluster with
+// its connections and lease age (a suite of its own, so no other test's clients are counted).
 // The interest-routing test prints Redis messages received per node per broadcast; the last
 // test puts tuning/nginx/ringcast-cluster.conf.template in front of the three nodes.
 
@@ -15,6 +17,7 @@ import Pusher from 'pusher-js';
 import { useAuthEndpoint } from './auth-endpoint.mjs';
 import { STEP_TIMEOUT_MS, connectPusherJs, sleep, subscribe, within } from './helpers.mjs';
 import { startNginx } from './nginx.mjs';
+import { channelAuth, statsChannel } from '../../src/dashboard/assets/sign.mjs';
 import { APP } from './server.mjs';
 import {
   QUIET_MS,
@@ -476,5 +479,49 @@ describe('a cluster of three nodes on one Redis', () => {
     for (const got of counts) await eventually(() => got.length === 1, 'the publish through nginx on every client');
     const up = await fetch(`http://127.0.0.1:${nginx.port}/up`);
     assert.equal(up.status, 200);
+  });
+});
+
+describe('a cluster of three nodes with the dashboard', () => {
+  const { it } = useCluster({ nodes: 3, workers: 2, args: ['--dashboard'], apps: [defaultApp()] });
+
+  it("a signed stats watcher on one node sees every node's id, connections and a lease younger than 30 s", async ({
+    nodes,
+    defer,
+  }) => {
+    // 2, 3 and 4 connections on nodes 0, 1 and 2 (the watcher is one of node 0's).
+    await rawPushers(nodes[0], defer, 1);
+    await rawPushers(nodes[1], defer, 3);
+    await rawPushers(nodes[2], defer, 4);
+    const { key, secret } = nodes[0].app;
+    const channel = await statsChannel(secret);
+    const watcher = await rawPusher(nodes[0], defer);
+    watcher.subscribe(channel, { auth: await channelAuth(key, secret, watcher.socketId, channel) });
+    await watcher.take((f) => f.event === 'pusher_internal:subscription_succeeded', 'the stats subscription');
+    const want = [
+      [nodes[0].node, 2],
+      [nodes[1].node, 3],
+      [nodes[2].node, 4],
+    ].sort(([a], [b]) => a.localeCompare(b));
+    // The other nodes' counts are their last heartbeat's (every second): wait for a document
+    // that has them all.
+    const doc = await eventually(
+      () => {
+        const last = eventsOf(watcher, 'stats', channel).at(-1);
+        const got = last?.nodes.map((n) => [n.id, n.connections]);
+        return JSON.stringify(got) === JSON.stringify(want) && last;
+      },
+      'a stats document listing the three nodes with 2, 3 and 4 connections',
+      10_000,
+    );
+    for (const n of doc.nodes) {
+      assert.equal(n.this, n.id === nodes[0].node, `only the watcher's node is this node: ${n.id}`);
+      assert.equal(typeof n.lease_age_secs, 'number', `a live lease for ${n.id}`);
+      assert.ok(n.lease_age_secs >= 0 && n.lease_age_secs < 30, `lease age of ${n.id}: ${n.lease_age_secs}`);
+      assert.ok(n.lease_ms_left > 0 && n.lease_ms_left <= 30_000, `lease left of ${n.id}: ${n.lease_ms_left}`);
+    }
+    const me = doc.nodes.find((n) => n.this);
+    assert.equal(me.workers.length, 2, "this node's workers are listed");
+    assert.equal(doc.connections, 2, "the app's connections on this node");
   });
 });

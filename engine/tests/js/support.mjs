@@ -75,7 +75,7 @@ export function useConfiguredRingcast({ workers = 2, ...config }) {
  * `startRingcast` returns it plus `node`, its cluster node id from its start-up line. A failing
  * test's error carries what every node printed.
  */
-export function useCluster({ nodes: count = 3, workers = 2, env = {}, ...config }) {
+export function useCluster({ nodes: count = 3, workers = 2, env = {}, args = [], ...config }) {
   const file = writeConfig(config);
   let redis = null;
   const nodes = [];
@@ -84,7 +84,7 @@ export function useCluster({ nodes: count = 3, workers = 2, env = {}, ...config 
     for (let i = 0; i < count; i++) {
       const server = await startRingcast({
         workers,
-        args: ['--config', file],
+        args: ['--config', file, ...args],
         env: {
           REVERB_APP_ID: undefined,
           REVERB_APP_KEY: undefined,

@@ -273,12 +273,15 @@ function renderNodes(doc) {
   body.replaceChildren(
     ...doc.nodes.map((n) => {
       const tr = document.createElement('tr');
-      tr.dataset.node = n.name;
-      cell(tr, n.this ? `${n.name} (this node)` : n.name);
+      // A lone node has no id; in a cluster every node is named by its id.
+      const label = n.id || n.name;
+      tr.dataset.node = label;
+      cell(tr, n.this ? `${label} (this node${n.id ? `, ${n.name}` : ''})` : label);
       cell(tr, fmt(n.connections), 'num');
-      cell(tr, n.workers.map((w) => `w${w.id}: ${w.answered ? fmt(w.connections) : 'no answer'}`).join(', '));
-      cell(tr, duration((doc.at - n.started_at) / 1000));
-      cell(tr, n.lease_age_secs === null ? '—' : `${n.lease_age_secs} s`);
+      cell(tr, n.workers.map((w) => `w${w.id}: ${w.answered ? fmt(w.connections) : 'no answer'}`).join(', ') || '—');
+      cell(tr, n.started_at === undefined ? '—' : duration((doc.at - n.started_at) / 1000));
+      const expired = n.id && n.lease_age_secs === null && !n.this;
+      cell(tr, n.lease_age_secs === null ? (expired ? 'expired' : '—') : `${n.lease_age_secs.toFixed(1)} s`);
       return tr;
     }),
   );
