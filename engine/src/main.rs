@@ -5,6 +5,14 @@ use std::collections::HashMap;
 use clap::{Parser, Subcommand};
 use ringcast::config::{Config, Overrides};
 
+/// jemalloc, not glibc's allocator: an idle connection's few small long-lived allocations are
+/// made between a handshake's transient ones (monoio's timer futures are 128-byte aligned, which
+/// glibc serves by splitting chunks), and glibc leaves the freed handshake state as holes it
+/// cannot return, up to half again an idle connection's size. jemalloc's size classes keep them
+/// apart.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// ringcast: a Pusher-protocol, Laravel Reverb-compatible WebSocket server on io_uring.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]

@@ -113,16 +113,25 @@ fn set_option<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
 
 /// Returns the allocator's free pages to the kernel.
 ///
-/// A burst of handshakes leaves kilobytes of freed request state between the small long-lived
-/// allocations of the connections it opened, and a slow consumer's dropped queue leaves its
-/// list of thousands of frame references; glibc keeps those pages resident until asked. Called
-/// from the sweep after either, it brings the resident size back to what the open connections
-/// use.
+/// A burst of handshakes leaves kilobytes of freed request state behind the connections it
+/// opened, and a slow consumer's dropped queue leaves its list of thousands of frame
+/// references. jemalloc (the `ringcast` binary's allocator) hands dirty pages back on its own
+/// only as further allocations advance its decay clock, so a worker that goes quiet after
+/// either would keep them resident. Called from the sweep after either, this purges every
+/// arena at once and brings the resident size back to what the open connections use.
 pub fn release_free_memory() {
-    // SAFETY: `malloc_trim` takes no pointers and is safe to call at any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    // SAFETY: `arena.<MALLCTL_ARENAS_ALL>.purge` is a void control: jemalloc requires exactly
+    // null `oldp`, `oldlenp` and `newp` with `newlen` 0, which is what is passed, and the name
+    // is a NUL-terminated static string. It only releases pages no allocation uses.
+    let _ = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
 }
 
 #[cfg(test)]
