@@ -254,10 +254,18 @@ async fn inbox_loop(
     let mut batch = Vec::new();
     loop {
         inbox.recv_batch(&mut batch).await;
-        let mut w = worker.borrow_mut();
-        for msg in batch.drain(..) {
-            w.on_mesh(msg);
+        // Test-only: this worker's own publishes wait this long before their fan-out starts,
+        // while its tasks keep running, as behind a long fan-out.
+        #[cfg(feature = "fault-injection")]
+        if batch.iter().any(|m| matches!(m, MeshMsg::Local { .. }))
+            && let Some(ms) = std::env::var("RINGCAST_FAULT_SLOW_FANOUT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        {
+            monoio::time::sleep(Duration::from_millis(ms)).await;
         }
+        let mut w = worker.borrow_mut();
+        w.on_batch(&mut batch);
         if w.draining {
             break;
         }
@@ -267,9 +275,6 @@ async fn inbox_loop(
         // Publishes accepted before the shutdown keep arriving while connections drain.
         let _ =
             monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
-        let mut w = worker.borrow_mut();
-        for msg in batch.drain(..) {
-            w.on_mesh(msg);
-        }
+        worker.borrow_mut().on_batch(&mut batch);
     }
 }

@@ -38,7 +38,7 @@ use crate::cluster::{Cluster, Command};
 use crate::config::Config;
 use crate::conn::{CloseClock, Conn, Offer, OutQueue};
 use crate::ids::{AppIdx, ConnKey, ShardId};
-use crate::mesh::{Mesh, MeshMsg};
+use crate::mesh::{self, Mesh, MeshMsg};
 use crate::owner::{OwnerRoute, route};
 use crate::state::msg::{Answer, NodeInfo, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
@@ -87,7 +87,17 @@ pub struct Worker {
     loopback: VecDeque<MeshMsg>,
     /// Handshakes and abandoned queues since the sweep last handed freed memory back.
     churn_since_trim: u32,
+    /// Bytes this worker still has to write for the publishes its HTTP API accepted and queued
+    /// in its own inbox: each counts its frame once per local recipient. The API waits while it
+    /// is over [`FANOUT_BACKLOG`].
+    pub backlog: usize,
 }
+
+/// The fan-out backlog (bytes still to write) past which a worker's HTTP API waits before
+/// accepting a publish, and answers 503 after `crate::api::MESH_WAIT`: about a tenth of a
+/// second of writing on one core, so a publisher faster than its subscribers is held to their
+/// pace instead of queueing seconds of deliveries ahead of them.
+pub const FANOUT_BACKLOG: usize = 1 << 20;
 
 /// Churn after which the sweep hands freed memory back to the kernel: a thousand handshakes,
 /// or one abandoned outbound queue (a slow consumer's can hold thousands of entries).
@@ -125,6 +135,7 @@ impl Worker {
                 doomed: Vec::new(),
                 loopback: VecDeque::new(),
                 churn_since_trim: 0,
+                backlog: 0,
             })
         })
     }
@@ -209,6 +220,58 @@ impl Worker {
         self.run();
     }
 
+    /// Acts on a batch taken from the inbox, in order, keeping the mesh told how many bytes
+    /// of fan-out the other workers' publishes in it still need ([`Mesh::set_work`]), so that
+    /// an API on another worker holds back while this one is behind.
+    pub fn on_batch(&mut self, batch: &mut Vec<MeshMsg>) {
+        let mut left: usize = batch.iter().map(|m| self.fanout_weight(m)).sum();
+        self.shared.mesh.set_work(self.id, left);
+        for msg in batch.drain(..) {
+            let weight = self.fanout_weight(&msg);
+            self.on_mesh(msg);
+            if weight > 0 {
+                left = left.saturating_sub(weight);
+                self.shared.mesh.set_work(self.id, left);
+            }
+        }
+        self.shared.mesh.set_work(self.id, 0);
+    }
+
+    /// The bytes a message from another worker makes this one write: a publish's frame once
+    /// per local subscriber.
+    fn fanout_weight(&self, msg: &MeshMsg) -> usize {
+        match msg {
+            MeshMsg::Shard(m) => self.publish_weight(m),
+            _ => 0,
+        }
+    }
+
+    fn publish_weight(&self, msg: &ShardMsg) -> usize {
+        match msg {
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                ..
+            } => {
+                let recipients = self.shard.local_subscribers(*app, channel.as_str()).max(1);
+                mesh::MESSAGE_COST + frame.len() * recipients
+            }
+            ShardMsg::ToUser { frame, .. } => mesh::MESSAGE_COST + frame.len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a worker is too far behind on its fan-outs for the API to accept another
+    /// publish: this one, with its own accepted publishes, or another, with the batch it is
+    /// working through.
+    pub fn behind(&self) -> bool {
+        self.backlog >= FANOUT_BACKLOG
+            || self
+                .others()
+                .any(|i| self.shared.mesh.work(i) >= FANOUT_BACKLOG)
+    }
+
     /// Starts closing a connection: it leaves its channels at once, gets its close frame (after
     /// what is already queued, unless `drop_queue`), and its socket is shut once that is written,
     /// or reset once the peer took nothing for [`CLOSE_GRACE_SECS`].
@@ -257,7 +320,7 @@ impl Worker {
                             .mesh
                             .send_reserved(i, MeshMsg::Shard(msg.clone()));
                     }
-                    self.deliver_here(msg);
+                    self.defer_here(msg);
                 }
                 Effect::ToOwner(msg) => match self.owner_of(&msg) {
                     OwnerRoute::Cluster => {}
@@ -356,6 +419,21 @@ impl Worker {
         }
     }
 
+    /// This worker's part of a publish its HTTP API accepted: queued in its own inbox, behind
+    /// what other workers queued there before, and counted in the fan-out backlog, so that the
+    /// request is answered before the fan-out runs.
+    fn defer_here(&mut self, msg: ShardMsg) {
+        let weight = self.publish_weight(&msg);
+        if weight == 0 {
+            self.deliver_here(msg);
+            return;
+        }
+        self.backlog += weight;
+        self.shared
+            .mesh
+            .send(self.id, MeshMsg::Local { msg, weight });
+    }
+
     /// This worker's part of a message for every worker: publishes and frames for users are
     /// written at once (they change no rules state), anything else waits its turn.
     fn deliver_here(&mut self, msg: ShardMsg) {
@@ -368,6 +446,10 @@ impl Worker {
     fn handle_mesh(&mut self, msg: MeshMsg) {
         match msg {
             MeshMsg::Shard(m) => self.handle_shard(m),
+            MeshMsg::Local { msg, weight } => {
+                self.backlog -= weight;
+                self.handle_shard(msg);
+            }
             MeshMsg::Owner(m) => self.owner.handle(m, Instant::now()),
             MeshMsg::Ask(Question::Nodes { app }, reply) => {
                 // A lone node: this process only, with no lease.
