@@ -155,6 +155,22 @@ fn ceiling_is_measured_with_the_same_client() {
     let r = bench(&server, "ceiling", &["--channels", "3"]);
     assert!(metric(&r, "deliveries_per_sec") > 0.0);
     assert_clean_delivery(&r);
+    // Paced: 20 broadcasts a second over 2 channels is 10 rounds a second, each thread sending
+    // its share of both channels' broadcasts per round, for the 2 seconds of a smoke run.
+    let paced = bench(&server, "ceiling", &["--channels", "2", "--rate", "20"]);
+    assert_clean_delivery(&paced);
+    let threads = paced["params"]["threads"].as_f64().unwrap();
+    let broadcasts = metric(&paced, "broadcasts");
+    assert!(broadcasts > 0.0);
+    assert!(
+        broadcasts <= threads * 2.0 * 21.0,
+        "{broadcasts} broadcasts at 20 a second for 2 s"
+    );
+    // fanout --ceiling at a fixed rate sets ringcast's latency beside the raw sender's.
+    let r = bench(&server, "fanout", &["--rate", "50", "--ceiling"]);
+    assert_clean_delivery(&r);
+    assert!(metric(&r, "ceiling_end_to_end_p99") > 0.0);
+    assert!(metric(&r, "end_to_end_p99_over_ceiling") > 0.0);
 }
 
 #[test]
