@@ -347,6 +347,8 @@ impl Worker {
         for ev in events {
             self.shard.trigger(app, ev);
         }
+        let n = events.iter().map(|ev| ev.channels.len() as u64).sum();
+        self.stats.api_events(app, n);
         std::iter::from_fn(|| self.shard.poll_effect()).collect()
     }
 }

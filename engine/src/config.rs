@@ -149,6 +149,10 @@ pub struct Config {
     pub path_prefix: String,
     /// Whether the `/echo` WebSocket endpoint (conformance testing) is enabled.
     pub echo: bool,
+    /// Whether `/dashboard` serves the operator dashboard (`crate::dashboard`). Off by default,
+    /// so that no page appears on a port nobody chose to open one on; even on, it shows nothing
+    /// to anyone who does not know an app's id, key and secret.
+    pub dashboard: bool,
     /// Seconds the server waits on shutdown for clients to take their close frames. Default 10,
     /// from 1 to 3600.
     pub shutdown_timeout: Duration,
@@ -201,6 +205,7 @@ struct FileConfig {
     workers: Option<usize>,
     path: Option<String>,
     echo: Option<bool>,
+    dashboard: Option<bool>,
     shutdown_timeout: Option<u64>,
     write_timeout_ms: Option<u64>,
     /// Sets [`Limits::max_request_body`], under Reverb's name for it.
@@ -233,6 +238,7 @@ pub struct Overrides {
     pub workers: Option<usize>,
     pub path: Option<String>,
     pub echo: bool,
+    pub dashboard: bool,
     pub config_file: Option<String>,
 }
 
@@ -249,6 +255,7 @@ impl Config {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             path_prefix: String::new(),
             echo: false,
+            dashboard: false,
             shutdown_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             limits: Limits::default(),
@@ -274,6 +281,7 @@ impl Config {
             cfg.path_prefix = normalise_prefix(p);
         }
         cfg.echo |= flags.echo;
+        cfg.dashboard |= flags.dashboard;
         cfg.finish(&vars)
     }
 
@@ -300,6 +308,9 @@ impl Config {
         }
         if let Some(e) = file.echo {
             self.echo = e;
+        }
+        if let Some(d) = file.dashboard {
+            self.dashboard = d;
         }
         if let Some(s) = file.shutdown_timeout {
             self.shutdown_timeout = Duration::from_secs(s);
@@ -353,6 +364,9 @@ impl Config {
         }
         if let Some(v) = vars.get("REVERB_MAX_REQUEST_SIZE") {
             self.limits.max_request_body = parse(v, "REVERB_MAX_REQUEST_SIZE", "a size in bytes")?;
+        }
+        if let Some(v) = vars.get("RINGCAST_DASHBOARD") {
+            self.dashboard = parse_switch(v, "RINGCAST_DASHBOARD")?;
         }
         if let Some(v) = vars.get("RINGCAST_WORKERS") {
             self.workers = parse(v, "RINGCAST_WORKERS", "a number of worker threads")?;
@@ -516,6 +530,19 @@ fn parse<T: std::str::FromStr>(
         expected,
         value: value.into(),
     })
+}
+
+/// An on/off environment variable: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
+fn parse_switch(value: &str, name: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::BadValue {
+            name: name.into(),
+            expected: "true or false",
+            value: value.into(),
+        }),
+    }
 }
 
 /// `""`, `"/"` -> `""`; `"ws"`, `"/ws/"` -> `"/ws"`.

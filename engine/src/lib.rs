@@ -59,5 +59,6 @@ pub mod owner;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod stats;
 pub mod sys;
 pub mod worker;

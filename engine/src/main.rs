@@ -39,6 +39,10 @@ enum Command {
         /// Serve a WebSocket echo endpoint at /echo, for protocol conformance tests
         #[arg(long)]
         echo: bool,
+        /// Serve the operator dashboard at /dashboard (login with an app's id, key and
+        /// secret; also RINGCAST_DASHBOARD=true or `dashboard = true`)
+        #[arg(long)]
+        dashboard: bool,
     },
 }
 
@@ -59,6 +63,7 @@ fn main() {
         config,
         path,
         echo,
+        dashboard,
     } = cli.command;
     let flags = Overrides {
         host,
@@ -66,6 +71,7 @@ fn main() {
         workers,
         path,
         echo,
+        dashboard,
         config_file: config,
     };
     let env: HashMap<String, String> = std::env::vars().collect();

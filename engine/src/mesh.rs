@@ -53,6 +53,11 @@ pub enum MeshMsg {
     /// Second step: close every connection with 4200 after what is queued for it, and exit
     /// once drained.
     Drain,
+    /// A request for the receiving worker's counters (`crate::stats`).
+    Stats(
+        crate::stats::Request,
+        oneshot::Sender<crate::stats::WorkerReport>,
+    ),
 }
 
 impl MeshMsg {

@@ -43,6 +43,7 @@ use crate::mesh::{Mesh, MeshMsg};
 use crate::owner::route;
 use crate::state::msg::{Answer, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
+use crate::stats::Stats;
 use crate::sys;
 
 /// Seconds a closing connection gets to take what it still has to take, close frame included;
@@ -74,6 +75,8 @@ pub struct Worker {
     pub draining: bool,
     /// The listening socket, to stop accepting on shutdown.
     pub listener_fd: Option<RawFd>,
+    /// This worker's counters (`crate::stats`), read only when someone asks.
+    pub stats: Stats,
     epoch: Instant,
     rng: SmallRng,
     me: Weak<RefCell<Worker>>,
@@ -98,6 +101,7 @@ impl Worker {
         let epoch = Instant::now();
         let limits = shared.config.limits.clone();
         let max_members = limits.max_presence_members;
+        let stats = Stats::new(shared.apps.len());
         Rc::new_cyclic(|me| {
             RefCell::new(Worker {
                 id,
@@ -108,6 +112,7 @@ impl Worker {
                 shutting_down: false,
                 draining: false,
                 listener_fd: None,
+                stats,
                 epoch,
                 rng: SmallRng::from_entropy(),
                 me: me.clone(),
@@ -140,6 +145,9 @@ impl Worker {
         self.churn_since_trim = self.churn_since_trim.saturating_add(1);
         let now = self.now();
         let fd = stream.as_raw_fd();
+        if let Some(app) = app {
+            self.stats.opened(app);
+        }
         let conn = Conn {
             stream,
             fd,
@@ -182,6 +190,9 @@ impl Worker {
 
     /// Acts on one text message of a Pusher connection.
     pub fn on_text(&mut self, key: ConnKey, text: Vec<u8>) {
+        if let Some((Some(app), _)) = self.shard.identity(key) {
+            self.stats.received(app);
+        }
         self.shard.handle_text(key, text, Instant::now());
         self.run();
     }
@@ -203,10 +214,11 @@ impl Worker {
     /// Final removal of a connection whose reader has finished.
     pub fn remove(&mut self, key: ConnKey) {
         let app = self.shard.identity(key).and_then(|(app, _)| app);
-        if self.shard.remove(key).is_some()
+        if let Some(conn) = self.shard.remove(key)
             && let Some(app) = app
         {
             self.shared.apps.get(app).disconnect();
+            self.stats.removed(app, conn.is_closing());
         }
         self.run();
     }
@@ -286,7 +298,11 @@ impl Worker {
 
     fn apply(&mut self, effect: Effect) {
         match effect {
-            Effect::Send { conn, frame } => self.offer_to(conn, &frame),
+            Effect::Send { conn, frame } => {
+                self.stats
+                    .sent(self.shard.identity(conn).and_then(|(app, _)| app));
+                self.offer_to(conn, &frame)
+            }
             Effect::Close { conn, how } => self.close_now(conn, how),
             Effect::ToOwner(msg) => {
                 let to = self.owner_of(&msg);
@@ -332,15 +348,33 @@ impl Worker {
                 let _ = ack.send(());
             }
             MeshMsg::Drain => self.begin_drain(),
+            MeshMsg::Stats(req, reply) => {
+                let _ = reply.send(self.stats_report(&req));
+            }
         }
     }
 
     fn handle_shard(&mut self, msg: ShardMsg) {
         let max = self.shared.config.limits.max_outbound_bytes;
+        let fanout = match &msg {
+            ShardMsg::Publish { app, .. } | ShardMsg::ToUser { app, .. } => Some(*app),
+            _ => None,
+        };
         let Worker {
-            shard, doomed, me, ..
+            shard,
+            doomed,
+            me,
+            stats,
+            ..
         } = self;
-        shard.handle_shard_msg(msg, |key, c, frame| offer(me, doomed, max, key, c, frame));
+        let mut delivered = 0;
+        shard.handle_shard_msg(msg, |key, c, frame| {
+            delivered += 1;
+            offer(me, doomed, max, key, c, frame)
+        });
+        if let Some(app) = fanout {
+            stats.delivered(app, delivered);
+        }
     }
 
     /// Delivers `frame` to this worker's subscribers of `channel`, except `except`.
@@ -380,6 +414,9 @@ impl Worker {
                 })
             }
             _ => return,
+        }
+        if let Some((Some(app), _)) = self.shard.identity(key) {
+            self.stats.closed(app, how.code);
         }
         self.shard.leave_all(key);
         let mut frames = Vec::with_capacity(2);

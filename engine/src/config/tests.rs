@@ -274,3 +274,32 @@ fn debug_output_never_shows_the_secret() {
         );
     }
 }
+
+#[test]
+fn the_dashboard_is_off_unless_a_layer_turns_it_on() {
+    let dir = tmpdir("dashboard");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    assert!(!load(&Overrides::default(), &[]).unwrap().dashboard);
+    let flag = Overrides {
+        dashboard: true,
+        ..Overrides::default()
+    };
+    assert!(load(&flag, &[]).unwrap().dashboard);
+    for on in ["true", "1", "yes", "ON"] {
+        let cfg = load(&Overrides::default(), &[("RINGCAST_DASHBOARD", on)]).unwrap();
+        assert!(cfg.dashboard, "RINGCAST_DASHBOARD={on}");
+    }
+    let off = load(&Overrides::default(), &[("RINGCAST_DASHBOARD", "false")]).unwrap();
+    assert!(!off.dashboard);
+    let e = load(&Overrides::default(), &[("RINGCAST_DASHBOARD", "maybe")]).unwrap_err();
+    assert!(e.to_string().contains("RINGCAST_DASHBOARD"), "{e}");
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, "dashboard = true\n").unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    assert!(load(&from_file, &[]).unwrap().dashboard);
+    let env_wins = load(&from_file, &[("RINGCAST_DASHBOARD", "0")]).unwrap();
+    assert!(!env_wins.dashboard, "the environment beats the file");
+}

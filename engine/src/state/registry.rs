@@ -84,6 +84,15 @@ impl Registry {
         moved
     }
 
+    /// Subscriptions to the channels of `app` on this worker (read when statistics are asked
+    /// for, never kept up to date on the way).
+    pub fn subscriptions(&self, app: AppIdx) -> u64 {
+        self.index[app.0 as usize]
+            .values()
+            .map(|idx| self.get(*idx).subs.len() as u64)
+            .sum()
+    }
+
     /// Number of channels with at least one subscriber on this worker.
     pub fn len(&self) -> usize {
         self.channels.len()
@@ -126,6 +135,8 @@ mod tests {
         );
         assert_eq!(r.remove(c, 0), Some(key(2)));
         assert_eq!(r.get(c).subs, vec![key(2), key(1)]);
+        assert_eq!(r.subscriptions(AppIdx(0)), 2);
+        assert_eq!(r.subscriptions(AppIdx(1)), 0);
         assert_eq!(r.remove(c, 1), None);
         assert_eq!(r.remove(c, 0), None);
         assert!(r.find(AppIdx(0), "news").is_none());

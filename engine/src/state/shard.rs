@@ -825,6 +825,18 @@ impl<T> Shard<T> {
             .unwrap_or_default()
     }
 
+    /// Subscriptions of this shard's connections to the channels of `app`.
+    pub fn app_subscriptions(&self, app: AppIdx) -> u64 {
+        self.registry.subscriptions(app)
+    }
+
+    /// This shard's subscribers of `channel`.
+    pub fn local_subscribers(&self, app: AppIdx, channel: &str) -> usize {
+        self.registry
+            .find(app, channel)
+            .map_or(0, |ci| self.registry.get(ci).subs.len())
+    }
+
     /// Joins of a connection that wait for their owner.
     pub fn pending_joins(&self, key: ConnKey) -> usize {
         self.entry(key).map_or(0, Entry::pending)
