@@ -119,6 +119,11 @@ impl Apps {
         &self.apps[idx.0 as usize]
     }
 
+    /// Every app, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &App> {
+        self.apps.iter()
+    }
+
     /// Number of apps.
     pub fn len(&self) -> usize {
         self.apps.len()

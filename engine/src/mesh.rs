@@ -58,6 +58,8 @@ pub enum MeshMsg {
         crate::stats::Request,
         oneshot::Sender<crate::stats::WorkerReport>,
     ),
+    /// A metrics scrape (`crate::metrics`): the receiving worker's counters and depths.
+    Metrics(oneshot::Sender<Box<crate::stats::scrape::MetricsReport>>),
 }
 
 impl MeshMsg {

@@ -31,6 +31,7 @@ use ringcast_protocol::ws::{encode, handshake};
 
 use crate::ids::ConnKey;
 use crate::state::Closing;
+use crate::stats::ops::HandshakeFailure;
 use crate::sys;
 use crate::worker::Worker;
 
@@ -179,7 +180,10 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 }
                 let body = buf.split_to(req.content_length).to_vec();
                 // Boxed: the API's state is large and only exists while a request is served.
+                let started = Instant::now();
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
+                let took = started.elapsed();
+                (worker.borrow_mut().stats).api_request(&req.method, &path, &resp, took);
                 if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }
@@ -318,6 +322,7 @@ async fn websocket(
     let up = match handshake::validate_upgrade(&req) {
         Ok(up) => up,
         Err(e) => {
+            (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::BadRequest);
             let unread = req.content_length.saturating_sub(leftover.len());
             Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
             return None;
@@ -337,6 +342,7 @@ async fn websocket(
             (key, max)
         }
         Err(refusal) => {
+            (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::of_refusal(refusal));
             out.extend_from_slice(
                 &ServerEvent::Error {
                     code: Some(refusal.code()),
@@ -352,6 +358,7 @@ async fn websocket(
     let written = write_all(&stream, &out, wt).await;
     drop(out);
     if written.is_err() {
+        (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::WriteFailed);
         worker.borrow_mut().remove(key);
         return None;
     }

@@ -351,6 +351,9 @@ impl Worker {
             MeshMsg::Stats(req, reply) => {
                 let _ = reply.send(self.stats_report(&req));
             }
+            MeshMsg::Metrics(reply) => {
+                let _ = reply.send(Box::new(self.metrics_report()));
+            }
         }
     }
 

@@ -500,6 +500,21 @@ impl Owner {
         }
     }
 
+    /// The channels of `app` this owner holds that have subscribers, each with its
+    /// subscription count and its number of presence members: what a metrics scrape counts.
+    pub fn occupied(&self, app: AppIdx) -> impl Iterator<Item = (&Channel, u64, usize)> + '_ {
+        self.channels[app.0 as usize]
+            .iter()
+            .filter(|(_, f)| f.subscriptions > 0)
+            .map(|(name, f)| (name, f.subscriptions, f.members.len()))
+    }
+
+    /// Users of `app` signed in on any worker, as this owner counts them (only the app's user
+    /// owner counts any).
+    pub fn users_online(&self, app: AppIdx) -> usize {
+        self.users[app.0 as usize].online.len()
+    }
+
     /// Presence members of a channel with the number of connections each has in it: what the
     /// harness checks its invariants against.
     pub fn members(&self, app: AppIdx, channel: &Channel) -> Vec<(UserId, u32)> {
