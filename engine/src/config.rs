@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod operations;
 mod validate;
+
+pub use operations::{FlagOperations, Operations};
 
 use rand::Rng;
 use ringcast_protocol::Limits;
@@ -171,6 +174,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// Whether the single app was generated at start-up because none was configured.
     pub generated: bool,
+    /// Metrics and the other operator's settings (`config::operations`).
+    pub operations: Operations,
 }
 
 /// A configuration mistake, worded as what to fix.
@@ -227,6 +232,7 @@ struct FileConfig {
     max_outbound_bytes: Option<usize>,
     max_mesh_bytes: Option<usize>,
     handshake_timeout_ms: Option<u64>,
+    metrics_addr: Option<String>,
     apps: Vec<AppConfig>,
 }
 
@@ -240,6 +246,8 @@ pub struct Overrides {
     pub echo: bool,
     pub dashboard: bool,
     pub config_file: Option<String>,
+    /// The operator's settings given as flags.
+    pub operations: FlagOperations,
 }
 
 impl Config {
@@ -261,6 +269,7 @@ impl Config {
             limits: Limits::default(),
             apps: Vec::new(),
             generated: false,
+            operations: Operations::default(),
         };
         if let Some(path) = &flags.config_file {
             cfg.apply_file(path)?;
@@ -282,6 +291,7 @@ impl Config {
         }
         cfg.echo |= flags.echo;
         cfg.dashboard |= flags.dashboard;
+        cfg.operations.apply_flags(&flags.operations)?;
         cfg.finish(&vars)
     }
 
@@ -349,10 +359,14 @@ impl Config {
             handshake_timeout_ms,
         );
         self.apps = file.apps;
+        self.operations.apply_file(&operations::FileOperations {
+            metrics_addr: file.metrics_addr,
+        })?;
         Ok(())
     }
 
     fn apply_env(&mut self, vars: &HashMap<String, String>) -> Result<(), ConfigError> {
+        self.operations.apply_env(vars)?;
         if let Some(v) = vars.get("REVERB_SERVER_HOST") {
             self.host = v.clone();
         }
@@ -474,6 +488,7 @@ impl Config {
             }
         }
         self.validate(vars)?;
+        self.operations.validate(&self.host, self.port)?;
         // The largest message any app accepts bounds the frame decoder.
         let max_msg = self
             .apps

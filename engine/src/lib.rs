@@ -55,6 +55,7 @@ pub mod config;
 pub mod conn;
 pub mod ids;
 pub mod mesh;
+pub mod metrics;
 pub mod owner;
 pub mod server;
 pub mod session;

@@ -43,6 +43,10 @@ enum Command {
         /// secret; also RINGCAST_DASHBOARD=true or `dashboard = true`)
         #[arg(long)]
         dashboard: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of its own
+        /// [default: off; also RINGCAST_METRICS_ADDR or `metrics_addr`]
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<String>,
     },
 }
 
@@ -64,6 +68,7 @@ fn main() {
         path,
         echo,
         dashboard,
+        metrics_addr,
     } = cli.command;
     let flags = Overrides {
         host,
@@ -73,6 +78,7 @@ fn main() {
         echo,
         dashboard,
         config_file: config,
+        operations: ringcast::config::FlagOperations { metrics_addr },
     };
     let env: HashMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());

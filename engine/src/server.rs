@@ -40,6 +40,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         apps,
         mesh: mesh.clone(),
     });
+    let metrics = match shared.config.operations.metrics_addr {
+        Some(addr) => Some(crate::metrics::bind(addr)?),
+        None => None,
+    };
     let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
@@ -62,6 +66,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         driver = drv;
     }
     tracing::info!(workers, driver, "ringcast started");
+    if let Some(listener) = metrics {
+        let addr = listener
+            .local_addr()
+            .context("reading the metrics address")?;
+        crate::metrics::spawn(listener, crate::metrics::Exporter::new(&shared, driver))?;
+        println!("metrics at http://{addr}/metrics");
+    }
     println!("ringcast listening on {host}:{port} ({workers} workers, {driver})");
     let shared_cfg = &shared.config;
     if shared_cfg.generated {

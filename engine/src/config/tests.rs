@@ -303,3 +303,42 @@ fn the_dashboard_is_off_unless_a_layer_turns_it_on() {
     let env_wins = load(&from_file, &[("RINGCAST_DASHBOARD", "0")]).unwrap();
     assert!(!env_wins.dashboard, "the environment beats the file");
 }
+
+#[test]
+fn metrics_are_off_unless_an_address_is_given_and_never_share_the_public_port() {
+    let dir = tmpdir("metrics");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let metrics = |c: Config| c.operations.metrics_addr.map(|a| a.to_string());
+    assert_eq!(metrics(load(&Overrides::default(), &[]).unwrap()), None);
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, "metrics_addr = \"127.0.0.1:9601\"\n").unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        metrics(load(&from_file, &[]).unwrap()).as_deref(),
+        Some("127.0.0.1:9601")
+    );
+    let env_wins = load(&from_file, &[("RINGCAST_METRICS_ADDR", "[::1]:9700")]).unwrap();
+    assert_eq!(metrics(env_wins).as_deref(), Some("[::1]:9700"));
+    let emptied = load(&from_file, &[("RINGCAST_METRICS_ADDR", "")]).unwrap();
+    assert_eq!(metrics(emptied), None, "an empty value turns metrics off");
+    let flag = Overrides {
+        operations: FlagOperations {
+            metrics_addr: Some("127.0.0.1:9800".into()),
+        },
+        ..from_file.clone()
+    };
+    let flag_wins = load(&flag, &[("RINGCAST_METRICS_ADDR", "127.0.0.1:9700")]).unwrap();
+    assert_eq!(metrics(flag_wins).as_deref(), Some("127.0.0.1:9800"));
+    let e = load(&Overrides::default(), &[("RINGCAST_METRICS_ADDR", "9601")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "RINGCAST_METRICS_ADDR must be an IP address and port such as 127.0.0.1:9601, got \"9601\""
+    );
+    std::fs::write(&file, "port = 9000\nmetrics_addr = \"0.0.0.0:9000\"\n").unwrap();
+    let e = load(&from_file, &[]).unwrap_err().to_string();
+    assert!(e.starts_with("metrics_addr must be another port"), "{e}");
+    assert!(!e.contains('\n'));
+}
