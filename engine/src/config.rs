@@ -15,7 +15,7 @@ use std::time::Duration;
 mod operations;
 mod validate;
 
-pub use operations::{FlagOperations, Operations};
+pub use operations::{FlagOperations, LogFormat, Operations};
 
 use rand::Rng;
 use ringcast_protocol::Limits;
@@ -233,6 +233,8 @@ struct FileConfig {
     max_mesh_bytes: Option<usize>,
     handshake_timeout_ms: Option<u64>,
     metrics_addr: Option<String>,
+    log_format: Option<String>,
+    debug: Option<bool>,
     apps: Vec<AppConfig>,
 }
 
@@ -361,6 +363,8 @@ impl Config {
         self.apps = file.apps;
         self.operations.apply_file(&operations::FileOperations {
             metrics_addr: file.metrics_addr,
+            log_format: file.log_format,
+            debug: file.debug,
         })?;
         Ok(())
     }

@@ -54,6 +54,7 @@ pub mod app;
 pub mod config;
 pub mod conn;
 pub mod ids;
+pub mod logging;
 pub mod mesh;
 pub mod metrics;
 pub mod owner;

@@ -47,18 +47,14 @@ enum Command {
         /// [default: off; also RINGCAST_METRICS_ADDR or `metrics_addr`]
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<String>,
+        /// Log every WebSocket message in and out and every HTTP API request, with its
+        /// connection and channel, signatures redacted (also RINGCAST_DEBUG=true or `debug`)
+        #[arg(long)]
+        debug: bool,
     },
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RINGCAST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     let Command::Start {
         host,
@@ -69,6 +65,7 @@ fn main() {
         echo,
         dashboard,
         metrics_addr,
+        debug,
     } = cli.command;
     let flags = Overrides {
         host,
@@ -78,7 +75,10 @@ fn main() {
         echo,
         dashboard,
         config_file: config,
-        operations: ringcast::config::FlagOperations { metrics_addr },
+        operations: ringcast::config::FlagOperations {
+            metrics_addr,
+            debug,
+        },
     };
     let env: HashMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
@@ -89,6 +89,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    ringcast::logging::init(&config.operations);
     if let Err(e) = ringcast::server::run(config) {
         eprintln!("ringcast: {e:#}");
         std::process::exit(1);

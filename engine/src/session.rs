@@ -184,6 +184,10 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
                 let took = started.elapsed();
                 (worker.borrow_mut().stats).api_request(&req.method, &path, &resp, took);
+                if worker.borrow().debug_messages() {
+                    let status = crate::stats::ops::status_of(&resp);
+                    crate::logging::log_api(&req.method, &path, &req.query, status);
+                }
                 if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }

@@ -327,6 +327,7 @@ fn metrics_are_off_unless_an_address_is_given_and_never_share_the_public_port() 
     let flag = Overrides {
         operations: FlagOperations {
             metrics_addr: Some("127.0.0.1:9800".into()),
+            ..FlagOperations::default()
         },
         ..from_file.clone()
     };
@@ -341,4 +342,45 @@ fn metrics_are_off_unless_an_address_is_given_and_never_share_the_public_port() 
     let e = load(&from_file, &[]).unwrap_err().to_string();
     assert!(e.starts_with("metrics_addr must be another port"), "{e}");
     assert!(!e.contains('\n'));
+}
+
+#[test]
+fn log_format_and_debug_follow_the_layers() {
+    let dir = tmpdir("logs");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let d = load(&Overrides::default(), &[]).unwrap().operations;
+    assert_eq!((d.log_format, d.debug), (LogFormat::Text, false));
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, "log_format = \"json\"\ndebug = true\n").unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    let f = load(&from_file, &[]).unwrap().operations;
+    assert_eq!((f.log_format, f.debug), (LogFormat::Json, true));
+    let e = load(
+        &from_file,
+        &[("RINGCAST_LOG_FORMAT", "TEXT"), ("RINGCAST_DEBUG", "0")],
+    )
+    .unwrap()
+    .operations;
+    assert_eq!((e.log_format, e.debug), (LogFormat::Text, false));
+    let flag = Overrides {
+        operations: FlagOperations {
+            debug: true,
+            ..FlagOperations::default()
+        },
+        ..Overrides::default()
+    };
+    assert!(
+        load(&flag, &[("RINGCAST_DEBUG", "false")])
+            .unwrap()
+            .operations
+            .debug
+    );
+    let e = load(&Overrides::default(), &[("RINGCAST_LOG_FORMAT", "xml")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "RINGCAST_LOG_FORMAT must be text or json, got \"xml\""
+    );
 }

@@ -19,6 +19,9 @@ pub struct Server {
     pub port: u16,
     pub child: Child,
     pub stdout: mpsc::Receiver<String>,
+    /// Its stderr lines, when started with [`Server::start_capturing`] (otherwise stderr is
+    /// the test's).
+    pub stderr: Option<mpsc::Receiver<String>>,
 }
 
 pub fn free_port() -> u16 {
@@ -35,8 +38,22 @@ impl Server {
         Self::start_with(args, env, true)
     }
 
+    /// Starts the server with the test app, keeping its stderr lines in `stderr`.
+    pub fn start_capturing(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_full(args, env, true, true)
+    }
+
     /// Starts the server; `with_app` false leaves the app unconfigured.
     pub fn start_with(args: &[&str], env: &[(&str, &str)], with_app: bool) -> Server {
+        Self::start_full(args, env, with_app, false)
+    }
+
+    fn start_full(
+        args: &[&str],
+        env: &[(&str, &str)],
+        with_app: bool,
+        capture_stderr: bool,
+    ) -> Server {
         let port = free_port();
         let port_s = port.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
@@ -46,7 +63,11 @@ impl Server {
             .current_dir(std::env::temp_dir())
             .env("RINGCAST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if capture_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
         if with_app {
             cmd.env("REVERB_APP_ID", APP_ID)
                 .env("REVERB_APP_KEY", APP_KEY)
@@ -56,6 +77,18 @@ impl Server {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn ringcast");
+        let stderr = child.stderr.take().map(|err| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -79,6 +112,7 @@ impl Server {
             port,
             child,
             stdout: rx,
+            stderr,
         }
     }
 
