@@ -52,10 +52,40 @@ enum Command {
         #[arg(long)]
         debug: bool,
     },
+    /// Restart a running server without dropping its clients, as `php artisan reverb:restart`.
+    ///
+    /// Signals (SIGUSR2) the ringcast that listens on the configured port (read as `start`
+    /// reads it: --config, .env, the environment, --port) or the one given with --pid. That
+    /// server starts a new process with its own arguments, which binds the same port; once
+    /// the new process serves, the old one stops accepting, closes its clients with 4200
+    /// (pusher-js reconnects at once) and exits. Waits until the new process has taken over.
+    Restart {
+        /// The pid of the server [default: the process listening on the port]
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The port the server listens on [default: as `start` would]
+        #[arg(long)]
+        port: Option<u16>,
+        /// TOML configuration file the server was started with
+        #[arg(long, value_name = "FILE")]
+        config: Option<String>,
+        /// Seconds to wait for the new process to take over
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Command::Restart {
+        pid,
+        port,
+        config,
+        timeout,
+    } = cli.command
+    {
+        restart(pid, port, config, timeout);
+    }
     let Command::Start {
         host,
         port,
@@ -66,7 +96,10 @@ fn main() {
         dashboard,
         metrics_addr,
         debug,
-    } = cli.command;
+    } = cli.command
+    else {
+        unreachable!("restart returned above")
+    };
     let flags = Overrides {
         host,
         port,
@@ -93,5 +126,40 @@ fn main() {
     if let Err(e) = ringcast::server::run(config) {
         eprintln!("ringcast: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// `ringcast restart`: never returns.
+fn restart(pid: Option<u32>, port: Option<u16>, config: Option<String>, timeout: u64) -> ! {
+    let port = match port {
+        Some(p) => p,
+        None => {
+            let flags = Overrides {
+                config_file: config,
+                ..Overrides::default()
+            };
+            let env: HashMap<String, String> = std::env::vars().collect();
+            let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            match Config::load(&flags, &cwd, &env) {
+                Ok(c) => c.port,
+                Err(e) => {
+                    eprintln!("ringcast: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
+    match ringcast::restart::command(pid, port, std::time::Duration::from_secs(timeout)) {
+        Ok(r) => {
+            println!(
+                "ringcast restarted: pid {:?} -> pid {:?}",
+                r.before, r.after
+            );
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("ringcast: restart failed: {e}");
+            std::process::exit(1);
+        }
     }
 }

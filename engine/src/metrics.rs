@@ -24,8 +24,10 @@ pub mod text;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -89,17 +91,55 @@ impl Exporter {
     }
 }
 
-/// Binds the metrics listener (at start-up, so that a wrong address stops the start).
+/// Binds the metrics listener (at start-up, so that a wrong address stops the start), with
+/// `SO_REUSEPORT`, so that a restart's new process binds the same address while this one
+/// still serves (`crate::restart`).
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, MetricsError> {
-    TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })
+    let bind = || -> std::io::Result<TcpListener> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(64)?;
+        Ok(socket.into())
+    };
+    bind().map_err(|source| MetricsError::Bind { addr, source })
 }
 
-/// Serves `/metrics` on `listener` from a thread of its own, for as long as the process runs.
-pub fn spawn(listener: TcpListener, exporter: Exporter) -> Result<(), MetricsError> {
+/// The running exporter.
+#[derive(Debug)]
+pub struct MetricsHandle {
+    fd: std::os::fd::RawFd,
+    stopped: Arc<AtomicBool>,
+}
+
+impl MetricsHandle {
+    /// Stops answering scrapes: the listener stops listening (its waiting connections go to a
+    /// restart's new process) and the thread ends.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        crate::sys::shutdown(self.fd, true, false);
+    }
+}
+
+/// Serves `/metrics` on `listener` from a thread of its own, until [`MetricsHandle::stop`].
+pub fn spawn(listener: TcpListener, exporter: Exporter) -> Result<MetricsHandle, MetricsError> {
+    let stopped = Arc::new(AtomicBool::new(false));
+    let handle = MetricsHandle {
+        fd: listener.as_raw_fd(),
+        stopped: stopped.clone(),
+    };
     std::thread::Builder::new()
         .name("ringcast-metrics".into())
         .spawn(move || {
             for stream in listener.incoming() {
+                if stopped.load(Ordering::Acquire) {
+                    return;
+                }
                 match stream {
                     Ok(s) => serve(s, &exporter),
                     Err(e) => {
@@ -109,8 +149,8 @@ pub fn spawn(listener: TcpListener, exporter: Exporter) -> Result<(), MetricsErr
                 }
             }
         })
-        .map(drop)
-        .map_err(MetricsError::Thread)
+        .map_err(MetricsError::Thread)?;
+    Ok(handle)
 }
 
 impl Exporter {

@@ -54,6 +54,11 @@ pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
     loop {
         let accepted = listener.accept().await;
         if worker.borrow().shutting_down {
+            // Accepted just as the worker stopped: answered rather than dropped (a 4200, a 503
+            // or a 503 health check), so that its client moves on at once.
+            if let Ok((stream, _)) = accepted {
+                monoio::spawn(connection(worker.clone(), Rc::new(stream)));
+            }
             return;
         }
         match accepted {
@@ -159,8 +164,16 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
         let what = target(&worker.borrow(), &req);
         match what {
             Target::Health => {
-                let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
-                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
+                // A draining server answers 503, so that a load balancer takes it out first.
+                let resp = if worker.borrow().shutting_down {
+                    http::json_error(503, "Draining", false)
+                } else {
+                    http::json_ok(br#"{"health":"OK"}"#, req.keep_alive)
+                };
+                if write_all(&stream, &resp, wt).await.is_err()
+                    || !req.keep_alive
+                    || worker.borrow().shutting_down
+                {
                     return None;
                 }
             }
@@ -179,6 +192,16 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                     }
                 }
                 let body = buf.split_to(req.content_length).to_vec();
+                // A draining server's answers close the connection, so that the publisher's
+                // next request goes to a server that is not stopping.
+                let req = if worker.borrow().shutting_down {
+                    Request {
+                        keep_alive: false,
+                        ..req
+                    }
+                } else {
+                    req
+                };
                 // Boxed: the API's state is large and only exists while a request is served.
                 let started = Instant::now();
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;

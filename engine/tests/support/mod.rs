@@ -205,6 +205,15 @@ impl Ws {
         (ws, status, head)
     }
 
+    /// Sends the upgrade request for `path` on a connected stream and reads the 101.
+    pub fn from_upgrade(mut stream: TcpStream, port: u16, path: &str) -> Ws {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).unwrap();
+        Ws::from_stream(stream)
+    }
+
     /// A client on a stream whose upgrade request was already written.
     pub fn from_stream(stream: TcpStream) -> Ws {
         stream
