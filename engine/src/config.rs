@@ -38,7 +38,7 @@ pub enum ClientEvents {
 /// Its `Debug` output shows every field but the secret, which prints as `[redacted]`: settings
 /// end up in logs and panic messages (and [`Config`] and [`crate::app::App`] show their apps
 /// through this impl), and a secret there signs anything.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppConfig {
     /// The app id the HTTP API uses in its paths (`/apps/{id}/...`).
@@ -176,6 +176,37 @@ pub struct Config {
     pub generated: bool,
     /// Metrics and the other operator's settings (`config::operations`).
     pub operations: Operations,
+    /// What this configuration was loaded from, to load it again on a reload.
+    pub source: Source,
+}
+
+/// The layers a configuration was loaded from: the flags, the working directory (whose
+/// `.env` and relative config path are read again) and the process environment. Its `Debug`
+/// output names the environment's variables without their values, which hold secrets.
+#[derive(Clone, Default)]
+pub struct Source {
+    pub flags: Overrides,
+    pub cwd: std::path::PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.env.keys().collect();
+        names.sort();
+        f.debug_struct("Source")
+            .field("flags", &self.flags)
+            .field("cwd", &self.cwd)
+            .field("env", &names)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Loads the configuration again from the layers it was loaded from.
+    pub fn reload(&self) -> Result<Config, ConfigError> {
+        Config::load(&self.source.flags, &self.source.cwd, &self.source.env)
+    }
 }
 
 /// A configuration mistake, worded as what to fix.
@@ -272,6 +303,11 @@ impl Config {
             apps: Vec::new(),
             generated: false,
             operations: Operations::default(),
+            source: Source {
+                flags: flags.clone(),
+                cwd: cwd.to_path_buf(),
+                env: env.clone(),
+            },
         };
         if let Some(path) = &flags.config_file {
             cfg.apply_file(path)?;

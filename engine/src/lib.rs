@@ -58,6 +58,7 @@ pub mod logging;
 pub mod mesh;
 pub mod metrics;
 pub mod owner;
+pub mod reload;
 pub mod restart;
 pub mod server;
 pub mod session;

@@ -30,6 +30,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR2};
@@ -96,8 +97,9 @@ fn supervisor() -> Option<u32> {
 }
 
 /// Waits for signals until this process must stop serving: `SIGTERM`/`SIGINT` stop it;
-/// `SIGUSR2` restarts (or is passed to the supervisor).
-pub fn wait(shared: &Shared, signals: &mut Signals) -> Step {
+/// `SIGUSR2` restarts (or is passed to the supervisor); `SIGHUP` reloads the configuration
+/// (`crate::reload`), and `shared` becomes the reloaded one.
+pub fn wait(shared: &mut Arc<Shared>, signals: &mut Signals) -> Step {
     for sig in signals.forever() {
         match sig {
             SIGUSR2 => {
@@ -117,10 +119,12 @@ pub fn wait(shared: &Shared, signals: &mut Signals) -> Step {
                         tracing::info!(pid = next.pid(), "the new process serves; handing over");
                         return Step::HandOver(next);
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "restart refused; still serving");
-                        eprintln!("ringcast: restart refused: {e}");
-                    }
+                    Err(e) => tracing::error!("restart refused, still serving: {e}"),
+                }
+            }
+            SIGHUP => {
+                if let Some(next) = crate::reload::reload(shared) {
+                    *shared = next;
                 }
             }
             _ => {
@@ -224,8 +228,7 @@ pub fn supervise(shared: &Shared, first: Successor, signals: &mut Signals) -> ! 
                         println!("ringcast handed over to pid {}", current.id());
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "restart refused; the current process keeps serving");
-                        eprintln!("ringcast: restart refused: {e}");
+                        tracing::error!("restart refused, the current process keeps serving: {e}")
                     }
                 },
                 _ => {}

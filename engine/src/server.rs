@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use monoio::net::{ListenerOpts, TcpListener};
 use monoio::{FusionDriver, FusionRuntime, RuntimeBuilder};
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR2};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use crate::app::Apps;
@@ -45,7 +45,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Some(addr) => Some(crate::metrics::bind(addr)?),
         None => None,
     };
-    let signals = Signals::new([SIGTERM, SIGINT, SIGUSR2]).context("installing signal handlers")?;
+    let signals =
+        Signals::new([SIGTERM, SIGINT, SIGUSR2, SIGHUP]).context("installing signal handlers")?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
     let mut driver = "";
@@ -89,7 +90,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     crate::restart::announce_ready();
     let mut signals = signals;
-    let step = crate::restart::wait(&shared, &mut signals);
+    let mut current = shared.clone();
+    let step = crate::restart::wait(&mut current, &mut signals);
     if let Some(m) = &metrics {
         m.stop();
     }
@@ -119,7 +121,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let _ = h.join();
     }
     if let crate::restart::Step::HandOver(next) = step {
-        crate::restart::supervise(&shared, next, &mut signals);
+        crate::restart::supervise(&current, next, &mut signals);
     }
     Ok(())
 }

@@ -126,6 +126,13 @@ impl Stats {
         }
     }
 
+    /// Makes room for `apps` apps (a configuration reload added some).
+    pub fn grow(&mut self, apps: usize) {
+        if self.apps.len() < apps {
+            self.apps.resize(apps, AppCounters::default());
+        }
+    }
+
     fn app(&mut self, app: AppIdx) -> &mut AppCounters {
         &mut self.apps[app.0 as usize]
     }

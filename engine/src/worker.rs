@@ -360,6 +360,7 @@ impl Worker {
             MeshMsg::Metrics(reply) => {
                 let _ = reply.send(Box::new(self.metrics_report()));
             }
+            MeshMsg::Reload(r) => self.reload(r.shared.clone(), &r.changes),
         }
     }
 

@@ -301,6 +301,21 @@ fn two_restarts_refuse_no_connection_and_lose_no_accepted_publish() {
             "epoch {e} ends: {ends:?}"
         );
     }
+    // SIGTERM to the supervisor stops the process that serves, which drains, and then the
+    // supervisor, with its status.
+    let mut server = server;
+    let started = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens any more"
+    );
 }
 
 fn logs_max_gap(logs: &[Log]) -> Duration {

@@ -116,6 +116,17 @@ impl Owner {
         self.effects.pop_front()
     }
 
+    /// Takes the app table of a configuration reload (the same indices, new apps after them);
+    /// the facts held stay.
+    pub fn set_apps(&mut self, apps: Arc<Apps>) {
+        let n = apps.len();
+        if self.channels.len() < n {
+            self.channels.resize_with(n, HashMap::new);
+            self.users.resize_with(n, UserFacts::default);
+        }
+        self.apps = apps;
+    }
+
     /// Acts on a message addressed to this owner.
     pub fn handle(&mut self, msg: OwnerMsg, now: Instant) {
         match msg {

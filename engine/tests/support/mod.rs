@@ -48,7 +48,9 @@ impl Server {
         Self::start_full(args, env, with_app, false)
     }
 
-    fn start_full(
+    /// Starts the server (with the test app in its environment or not), keeping its stderr
+    /// lines in `stderr` when `capture_stderr`.
+    pub fn start_full(
         args: &[&str],
         env: &[(&str, &str)],
         with_app: bool,
