@@ -12,6 +12,7 @@ use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
+use crate::stats::wire;
 use crate::sys;
 use bytes::Bytes;
 use monoio::net::TcpStream;
@@ -104,7 +105,12 @@ impl OutQueue {
             self.push(frame.clone());
             return Offer::Queued;
         }
-        match sys::sendv(fd, &[IoSlice::new(frame)]) {
+        let sent = sys::sendv(fd, &[IoSlice::new(frame)]);
+        match &sent {
+            Ok(n) => wire::wrote(u64::from(*n == frame.len()), *n as u64),
+            Err(_) => wire::wrote(0, 0),
+        }
+        match sent {
             Ok(n) if n == frame.len() => Offer::Sent,
             Ok(n) => {
                 self.partial_front = n > 0;
@@ -141,11 +147,17 @@ impl OutQueue {
             }
             let written = match sys::sendv(fd, &iov[..count]) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    wire::wrote(0, 0);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => return Ok(false),
+                        io::ErrorKind::Interrupted => continue,
+                        _ => return Err(e),
+                    }
+                }
             };
-            self.consume(written);
+            let finished = self.consume(written);
+            wire::wrote(finished, written as u64);
             if written < total {
                 return Ok(false);
             }
@@ -154,20 +166,24 @@ impl OutQueue {
         Ok(true)
     }
 
-    fn consume(&mut self, mut n: usize) {
+    /// Takes `n` written bytes off the front; returns the number of frames finished.
+    fn consume(&mut self, mut n: usize) -> u64 {
         self.bytes -= n;
+        let mut finished = 0;
         while n > 0 {
             let front = self.frames.front_mut().expect("consumed more than queued");
             if n >= front.len() {
                 n -= front.len();
                 self.frames.pop_front();
                 self.partial_front = false;
+                finished += 1;
             } else {
                 *front = front.slice(n..);
                 self.partial_front = true;
                 n = 0;
             }
         }
+        finished
     }
 
     /// Drops every queued frame except the unwritten rest of a partly written one, which must

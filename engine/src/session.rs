@@ -31,6 +31,7 @@ use ringcast_protocol::ws::{encode, handshake};
 
 use crate::ids::ConnKey;
 use crate::state::Closing;
+use crate::stats::ops::HandshakeFailure;
 use crate::sys;
 use crate::worker::Worker;
 
@@ -53,6 +54,11 @@ pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
     loop {
         let accepted = listener.accept().await;
         if worker.borrow().shutting_down {
+            // Accepted just as the worker stopped: answered rather than dropped (a 4200, a 503
+            // or a 503 health check), so that its client moves on at once.
+            if let Ok((stream, _)) = accepted {
+                monoio::spawn(connection(worker.clone(), Rc::new(stream)));
+            }
             return;
         }
         match accepted {
@@ -162,8 +168,16 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
         let what = target(&worker.borrow(), &req);
         match what {
             Target::Health => {
-                let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
-                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
+                // A draining server answers 503, so that a load balancer takes it out first.
+                let resp = if worker.borrow().shutting_down {
+                    http::json_error(503, "Draining", false)
+                } else {
+                    http::json_ok(br#"{"health":"OK"}"#, req.keep_alive)
+                };
+                if write_all(&stream, &resp, wt).await.is_err()
+                    || !req.keep_alive
+                    || worker.borrow().shutting_down
+                {
                     return None;
                 }
             }
@@ -189,8 +203,25 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                     }
                 }
                 let body = buf.split_to(req.content_length).to_vec();
+                // A draining server's answers close the connection, so that the publisher's
+                // next request goes to a server that is not stopping.
+                let req = if worker.borrow().shutting_down {
+                    Request {
+                        keep_alive: false,
+                        ..req
+                    }
+                } else {
+                    req
+                };
                 // Boxed: the API's state is large and only exists while a request is served.
+                let started = Instant::now();
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
+                let took = started.elapsed();
+                (worker.borrow_mut().stats).api_request(&req.method, &path, &resp, took);
+                if worker.borrow().debug_messages() {
+                    let status = crate::stats::ops::status_of(&resp);
+                    crate::logging::log_api(&req.method, &path, &req.query, status);
+                }
                 if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }
@@ -329,6 +360,7 @@ async fn websocket(
     let up = match handshake::validate_upgrade(&req) {
         Ok(up) => up,
         Err(e) => {
+            (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::BadRequest);
             let unread = req.content_length.saturating_sub(leftover.len());
             Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
             return None;
@@ -350,6 +382,7 @@ async fn websocket(
             (key, max)
         }
         Err(refusal) => {
+            (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::of_refusal(refusal));
             out.extend_from_slice(
                 &ServerEvent::Error {
                     code: Some(refusal.code()),
@@ -365,6 +398,7 @@ async fn websocket(
     let written = write_all(&stream, &out, wt).await;
     drop(out);
     if written.is_err() {
+        (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::WriteFailed);
         worker.borrow_mut().remove(key);
         return None;
     }

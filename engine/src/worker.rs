@@ -199,6 +199,9 @@ impl Worker {
         if let Some((Some(app), _)) = self.shard.identity(key) {
             self.stats.received(app);
         }
+        if self.debug_messages() {
+            self.log_received(key, &text);
+        }
         self.shard.handle_text(key, text, Instant::now());
         self.run();
     }
@@ -321,6 +324,9 @@ impl Worker {
             Effect::Send { conn, frame } => {
                 self.stats
                     .sent(self.shard.identity(conn).and_then(|(app, _)| app));
+                if self.debug_messages() {
+                    self.log_sent(&[conn], &frame);
+                }
                 self.offer_to(conn, &frame)
             }
             Effect::Close { conn, how } => self.close_now(conn, how),
@@ -388,15 +394,23 @@ impl Worker {
             MeshMsg::Stats(req, reply) => {
                 let _ = reply.send(self.stats_report(&req));
             }
+            MeshMsg::Metrics(reply) => {
+                let _ = reply.send(Box::new(self.metrics_report()));
+            }
+            MeshMsg::Reload(r) => self.reload(r.shared.clone(), &r.changes),
         }
     }
 
     fn handle_shard(&mut self, msg: ShardMsg) {
         let max = self.shared.config.limits.max_outbound_bytes;
-        let fanout = match &msg {
-            ShardMsg::Publish { app, .. } | ShardMsg::ToUser { app, .. } => Some(*app),
-            _ => None,
+        let (fanout, logged) = match &msg {
+            ShardMsg::Publish { app, frame, .. } | ShardMsg::ToUser { app, frame, .. } => {
+                (Some(*app), self.debug_messages().then(|| frame.clone()))
+            }
+            _ => (None, None),
         };
+        // `--debug` only: the recipients, to log after the fan-out.
+        let mut recipients = logged.as_ref().map(|_| Vec::new());
         let Worker {
             shard,
             doomed,
@@ -407,10 +421,16 @@ impl Worker {
         let mut delivered = 0;
         shard.handle_shard_msg(msg, |key, c, frame| {
             delivered += 1;
+            if let Some(r) = recipients.as_mut() {
+                r.push(key);
+            }
             offer(me, doomed, max, key, c, frame)
         });
         if let Some(app) = fanout {
             stats.delivered(app, delivered);
+        }
+        if let (Some(keys), Some(frame)) = (recipients, logged) {
+            self.log_sent(&keys, &frame);
         }
     }
 
@@ -454,6 +474,9 @@ impl Worker {
         }
         if let Some((Some(app), _)) = self.shard.identity(key) {
             self.stats.closed(app, how.code);
+        }
+        if self.debug_messages() {
+            self.log_closing(key, how.code, how.reason);
         }
         self.shard.leave_all(key);
         let frames = how.frames();

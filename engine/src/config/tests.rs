@@ -303,3 +303,84 @@ fn the_dashboard_is_off_unless_a_layer_turns_it_on() {
     let env_wins = load(&from_file, &[("RINGCAST_DASHBOARD", "0")]).unwrap();
     assert!(!env_wins.dashboard, "the environment beats the file");
 }
+
+#[test]
+fn metrics_are_off_unless_an_address_is_given_and_never_share_the_public_port() {
+    let dir = tmpdir("metrics");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let metrics = |c: Config| c.operations.metrics_addr.map(|a| a.to_string());
+    assert_eq!(metrics(load(&Overrides::default(), &[]).unwrap()), None);
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, "metrics_addr = \"127.0.0.1:9601\"\n").unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        metrics(load(&from_file, &[]).unwrap()).as_deref(),
+        Some("127.0.0.1:9601")
+    );
+    let env_wins = load(&from_file, &[("RINGCAST_METRICS_ADDR", "[::1]:9700")]).unwrap();
+    assert_eq!(metrics(env_wins).as_deref(), Some("[::1]:9700"));
+    let emptied = load(&from_file, &[("RINGCAST_METRICS_ADDR", "")]).unwrap();
+    assert_eq!(metrics(emptied), None, "an empty value turns metrics off");
+    let flag = Overrides {
+        operations: FlagOperations {
+            metrics_addr: Some("127.0.0.1:9800".into()),
+            ..FlagOperations::default()
+        },
+        ..from_file.clone()
+    };
+    let flag_wins = load(&flag, &[("RINGCAST_METRICS_ADDR", "127.0.0.1:9700")]).unwrap();
+    assert_eq!(metrics(flag_wins).as_deref(), Some("127.0.0.1:9800"));
+    let e = load(&Overrides::default(), &[("RINGCAST_METRICS_ADDR", "9601")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "RINGCAST_METRICS_ADDR must be an IP address and port such as 127.0.0.1:9601, got \"9601\""
+    );
+    std::fs::write(&file, "port = 9000\nmetrics_addr = \"0.0.0.0:9000\"\n").unwrap();
+    let e = load(&from_file, &[]).unwrap_err().to_string();
+    assert!(e.starts_with("metrics_addr must be another port"), "{e}");
+    assert!(!e.contains('\n'));
+}
+
+#[test]
+fn log_format_and_debug_follow_the_layers() {
+    let dir = tmpdir("logs");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let d = load(&Overrides::default(), &[]).unwrap().operations;
+    assert_eq!((d.log_format, d.debug), (LogFormat::Text, false));
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, "log_format = \"json\"\ndebug = true\n").unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    let f = load(&from_file, &[]).unwrap().operations;
+    assert_eq!((f.log_format, f.debug), (LogFormat::Json, true));
+    let e = load(
+        &from_file,
+        &[("RINGCAST_LOG_FORMAT", "TEXT"), ("RINGCAST_DEBUG", "0")],
+    )
+    .unwrap()
+    .operations;
+    assert_eq!((e.log_format, e.debug), (LogFormat::Text, false));
+    let flag = Overrides {
+        operations: FlagOperations {
+            debug: true,
+            ..FlagOperations::default()
+        },
+        ..Overrides::default()
+    };
+    assert!(
+        load(&flag, &[("RINGCAST_DEBUG", "false")])
+            .unwrap()
+            .operations
+            .debug
+    );
+    let e = load(&Overrides::default(), &[("RINGCAST_LOG_FORMAT", "xml")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "RINGCAST_LOG_FORMAT must be text or json, got \"xml\""
+    );
+}
