@@ -92,7 +92,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut signals = signals;
     let mut current = shared.clone();
     let step = crate::restart::wait(&mut current, &mut signals);
-    if let Some(m) = &metrics {
+    if let Some(m) = metrics {
         m.stop();
     }
     {
@@ -110,10 +110,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let deadline = Instant::now() + shared.config.shutdown_timeout + Duration::from_secs(2);
+    let mut all_done = true;
     'join: for h in handles {
         while !h.is_finished() {
             if Instant::now() > deadline {
                 tracing::warn!("workers did not finish before the shutdown deadline");
+                all_done = false;
                 break 'join;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -121,7 +123,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let _ = h.join();
     }
     if let crate::restart::Step::HandOver(next) = step {
-        crate::restart::supervise(&current, next, &mut signals);
+        crate::restart::supervise(&current, next, &mut signals, all_done);
     }
     Ok(())
 }
