@@ -4,17 +4,22 @@
 # the medians and the ratio (this build / the earlier one) are printed. The load generator is
 # this build's for both, so only the server differs.
 #
-#   bench/compare.sh [--rounds N] [--scenarios a,b,...] [--short] BASELINE
+#   bench/compare.sh [--rounds N] [--scenarios a,b,...] [--short] [--metrics] BASELINE
 #
 # BASELINE is a git revision (built into a temporary worktree once, then reused) or the path of
 # an earlier `ringcast` binary. --short runs every scenario once at smoke size (a CI check that
-# the script and both servers work; its figures mean nothing). Scenarios:
+# the script and both servers work; its figures mean nothing). --metrics starts this build with
+# `--metrics-addr` and scrapes its /metrics once a second while the generator runs (fifteen
+# times Prometheus' default rate); with this build's own binary as BASELINE it measures what
+# serving metrics costs. Scenarios:
 #
 #   idle      idle --connections 15000 --duration 5            server_rss_per_connection (bytes, lower is better)
 #   fanout1   fanout --connections 10000 --channels 1 --payload 100 --duration 10
-#                                                              deliveries_per_sec, publish request p99 (ms)
+#                                                              deliveries_per_sec, server CPU µs per delivery
+#                                                              (lower is better), publish request p99 (ms)
 #   fanout100 fanout --connections 10000 --channels 100 --payload 1024 --duration 10
-#                                                              deliveries_per_sec, end-to-end max (ms)
+#                                                              deliveries_per_sec, server CPU µs per delivery,
+#                                                              end-to-end max (ms)
 #   rate4     fanout --connections 10000 --channels 1 --payload 100 --duration 10 --rate 4
 #                                                              end-to-end p99 (ms), publish request p99 (ms)
 #   connect   connect --duration 10 --concurrency 64           handshakes_per_sec
@@ -25,17 +30,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS=3
 SCENARIOS="idle,fanout1,connect"
 SHORT=0
+METRICS=0
 BASELINE=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
     --short) SHORT=1; ROUNDS=1; shift ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --metrics) METRICS=1; shift ;;
+    -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) BASELINE="$1"; shift ;;
   esac
 done
-[[ -n "$BASELINE" ]] || { echo "usage: bench/compare.sh [--rounds N] [--scenarios ...] [--short] BASELINE" >&2; exit 2; }
+[[ -n "$BASELINE" ]] || { echo "usage: bench/compare.sh [--rounds N] [--scenarios ...] [--short] [--metrics] BASELINE" >&2; exit 2; }
 
 CURRENT_BIN="${RINGCAST_BIN:-$ROOT/target/release/ringcast}"
 BENCH_BIN="$ROOT/target/release/ringcast-bench"
@@ -78,8 +85,8 @@ scenario_args() {
 scenario_figures() {
   case "$1" in
     idle) echo "server_rss_per_connection" ;;
-    fanout1) echo "deliveries_per_sec publish:p99_ms" ;;
-    fanout100) echo "deliveries_per_sec end-to-end:max_ms" ;;
+    fanout1) echo "deliveries_per_sec cpu_us_per_delivery publish:p99_ms" ;;
+    fanout100) echo "deliveries_per_sec cpu_us_per_delivery end-to-end:max_ms" ;;
     rate4) echo "end-to-end:p99_ms publish:p99_ms" ;;
     connect) echo "handshakes_per_sec" ;;
     trigger) echo "requests_per_sec" ;;
@@ -89,16 +96,33 @@ scenario_figures() {
 run_one() {
   local label="$1" bin="$2" scenario="$3" round="$4"
   local json="$OUT/$scenario.$label.$round.json"
-  "$bin" start --host 127.0.0.1 --port "$PORT" --workers 2 >"$OUT/server.log" 2>&1 &
+  local extra=() scraper=""
+  [[ $METRICS == 1 && $label == current ]] && extra=(--metrics-addr "127.0.0.1:$((PORT + 1))")
+  "$bin" start --host 127.0.0.1 --port "$PORT" --workers 2 "${extra[@]}" >"$OUT/server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
     grep -q "ringcast listening on" "$OUT/server.log" 2>/dev/null && break
     sleep 0.1
   done
+  if [[ ${#extra[@]} -gt 0 ]]; then
+    (
+      while sleep 1; do
+        curl -sf -o /dev/null "http://127.0.0.1:$((PORT + 1))/metrics" && echo scraped >>"$OUT/scrapes.$label.$round"
+      done
+    ) &
+    scraper=$!
+  fi
   # shellcheck disable=SC2046
   "$BENCH_BIN" $(scenario_args "$scenario") --ws-url "ws://127.0.0.1:$PORT" \
     --api-url "http://127.0.0.1:$PORT" --pid "$pid" --quiet --json "$json" >"$OUT/bench.log" 2>&1 ||
     echo "  ($label $scenario round $round: the generator reported a failed check; see $OUT/bench.log)"
+  # The server's CPU time (user + system, clock ticks) over the whole run: per delivery it is
+  # less disturbed by other work on the machine than the rate is.
+  awk '{print $14 + $15}' "/proc/$pid/stat" >"$OUT/$scenario.$label.$round.cpu" 2>/dev/null || true
+  if [[ -n "$scraper" ]]; then
+    kill "$scraper" 2>/dev/null || true
+    wait "$scraper" 2>/dev/null || true
+  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
@@ -107,6 +131,7 @@ echo "this build: $CURRENT_BIN"
 echo "baseline:   $BASE_BIN"
 echo "machine:    $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "rounds:     $ROUNDS, alternating; reports in $OUT"
+[[ $METRICS == 1 ]] && echo "metrics:    this build serves /metrics on port $((PORT + 1)), scraped once a second"
 IFS=',' read -r -a list <<<"$SCENARIOS"
 for scenario in "${list[@]}"; do
   for round in $(seq "$ROUNDS"); do
@@ -121,8 +146,17 @@ for scenario in "${list[@]}"; do
 import glob, json, statistics, sys
 out, scenario, figures = sys.argv[1], sys.argv[2], sys.argv[3].split()
 
+TICK_US = 1e6 / float(__import__('os').sysconf('SC_CLK_TCK'))
+
 def figure(path, name):
     r = json.load(open(path))
+    if name == 'cpu_us_per_delivery':
+        try:
+            ticks = float(open(path[:-len('.json')] + '.cpu').read())
+        except (OSError, ValueError):
+            return None
+        delivered = next((m['value'] for m in r.get('metrics', []) if m['name'] == 'delivered'), 0)
+        return ticks * TICK_US / delivered if delivered else None
     if ':' in name:
         label, field = name.split(':')
         for l in r.get('latency', []):
@@ -149,3 +183,6 @@ for name in figures:
           f'   (runs: {runs(vals["current"])} | {runs(vals["baseline"])})')
 PY
 done
+if [[ $METRICS == 1 ]]; then
+  echo "scrapes answered by this build during the runs: $(cat "$OUT"/scrapes.* 2>/dev/null | wc -l)"
+fi

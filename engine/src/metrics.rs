@@ -115,29 +115,29 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, MetricsError> {
 pub struct MetricsHandle {
     fd: std::os::fd::RawFd,
     stopped: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl MetricsHandle {
     /// Stops answering scrapes: the listener stops listening (its waiting connections go to a
-    /// restart's new process) and the thread ends.
-    pub fn stop(&self) {
+    /// restart's new process), and returns once the thread has ended and closed it.
+    pub fn stop(self) {
         self.stopped.store(true, Ordering::Release);
         crate::sys::shutdown(self.fd, true, false);
+        let _ = self.thread.join();
     }
 }
 
 /// Serves `/metrics` on `listener` from a thread of its own, until [`MetricsHandle::stop`].
 pub fn spawn(listener: TcpListener, exporter: Exporter) -> Result<MetricsHandle, MetricsError> {
     let stopped = Arc::new(AtomicBool::new(false));
-    let handle = MetricsHandle {
-        fd: listener.as_raw_fd(),
-        stopped: stopped.clone(),
-    };
-    std::thread::Builder::new()
+    let fd = listener.as_raw_fd();
+    let flag = stopped.clone();
+    let thread = std::thread::Builder::new()
         .name("ringcast-metrics".into())
         .spawn(move || {
             for stream in listener.incoming() {
-                if stopped.load(Ordering::Acquire) {
+                if flag.load(Ordering::Acquire) {
                     return;
                 }
                 match stream {
@@ -150,7 +150,11 @@ pub fn spawn(listener: TcpListener, exporter: Exporter) -> Result<MetricsHandle,
             }
         })
         .map_err(MetricsError::Thread)?;
-    Ok(handle)
+    Ok(MetricsHandle {
+        fd,
+        stopped,
+        thread,
+    })
 }
 
 impl Exporter {

@@ -183,8 +183,14 @@ pub fn spawn(shared: &Shared, supervisor: u32) -> Result<Successor, RestartError
 }
 
 /// Supervises `first` (and the processes later restarts start) after this process handed its
-/// clients over, until the one serving exits; then exits with its status.
-pub fn supervise(shared: &Shared, first: Successor, signals: &mut Signals) -> ! {
+/// clients over, until the one serving exits; then exits with its status. `served_out` says
+/// that every worker thread has ended: the TCP sockets their tasks left open (kept-alive
+/// HTTP connections) are then closed, so that their clients reconnect to the new process.
+pub fn supervise(shared: &Shared, first: Successor, signals: &mut Signals, served_out: bool) -> ! {
+    if served_out {
+        let closed = sys::close_inet_sockets();
+        tracing::debug!(closed, "closed the sockets the workers left");
+    }
     sys::release_free_memory();
     let _ = signals.add_signal(SIGCHLD);
     let mut current = first.child;

@@ -120,7 +120,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut signals = signals;
     let mut current = shared.clone();
     let step = crate::restart::wait(&mut current, &mut signals);
-    if let Some(m) = &metrics {
+    if let Some(m) = metrics {
         m.stop();
     }
     {
@@ -138,28 +138,30 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let deadline = Instant::now() + shared.config.shutdown_timeout + Duration::from_secs(2);
-    join_workers(handles, deadline);
+    let mut all_done = join_workers(handles, deadline);
     // What the drained connections left (their leaves) reaches Redis before the node leaves.
     if let Some(c) = &cluster {
-        c.stop(Duration::from_secs(2));
+        all_done &= c.stop(Duration::from_secs(2));
     }
     if let crate::restart::Step::HandOver(next) = step {
-        crate::restart::supervise(&current, next, &mut signals);
+        crate::restart::supervise(&current, next, &mut signals, all_done);
     }
     Ok(())
 }
 
-fn join_workers(handles: Vec<std::thread::JoinHandle<()>>, deadline: Instant) {
+/// Joins the worker threads until `deadline`; says whether every one of them ended.
+fn join_workers(handles: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> bool {
     for h in handles {
         while !h.is_finished() {
             if Instant::now() > deadline {
                 tracing::warn!("workers did not finish before the shutdown deadline");
-                return;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = h.join();
     }
+    true
 }
 
 /// A panicking worker must take the whole process down, loudly, so that systemd or supervisor

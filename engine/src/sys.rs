@@ -214,6 +214,50 @@ pub fn inherited_stream(fd: RawFd) -> Option<std::os::unix::net::UnixStream> {
     }
 }
 
+/// Closes every TCP socket this process still has open, for a process that served, handed
+/// over to a successor and goes on as its supervisor (`crate::restart`).
+///
+/// When a worker's runtime ends, the tasks still on it are not run again, and a kept-alive
+/// HTTP connection that was waiting for its next request (a publisher's) keeps its socket
+/// open in this process with nobody reading it: its next request would wait for ever instead
+/// of failing over to the new process. Closing these sockets sends the peer the end of the
+/// connection, and its client retries on a new one. Must be called only once every thread
+/// that served has ended, when nothing will use or close these descriptors again.
+pub fn close_inet_sockets() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut closed = 0;
+    for fd in fds {
+        let mut domain: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `domain` and `len` are live locals of the sizes passed; on a descriptor that
+        // is not a socket (or no longer open) the call only fails.
+        let ret = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_DOMAIN,
+                (&mut domain as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if ret == 0 && (domain == libc::AF_INET || domain == libc::AF_INET6) {
+            // SAFETY: the caller guarantees that no thread or object of this process uses or
+            // closes this descriptor any more (every thread that served has ended).
+            unsafe {
+                libc::close(fd);
+            }
+            closed += 1;
+        }
+    }
+    closed
+}
+
 /// Sends signal `sig` to process `pid`.
 pub fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
     let pid =

@@ -324,3 +324,33 @@ fn logs_max_gap(logs: &[Log]) -> Duration {
         .max()
         .unwrap_or_default()
 }
+
+#[test]
+fn a_draining_server_answers_up_with_503_and_closes_kept_alive_connections() {
+    let mut server = Server::start(&["--workers", "1"], &[("RINGCAST_SHUTDOWN_TIMEOUT", "5")]);
+    let mut http = Http::connect(server.port);
+    let r = http.request("GET", "/up", b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A client that never answers the close keeps the drain going for a few seconds.
+    let (_silent, _) = server.client();
+    // SAFETY: `kill` takes no pointers; the pid is our own child's.
+    unsafe {
+        libc::kill(server.child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let r = loop {
+        let r = http.request("GET", "/up", b"");
+        if r.status != 200 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "/up kept answering 200");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.head.to_ascii_lowercase().contains("connection: close"),
+        "{}",
+        r.head
+    );
+    assert!(server.terminate().success());
+}

@@ -199,16 +199,18 @@ impl Cluster {
     }
 
     /// Runs what is queued, leaves the cluster (lease, counts and inbox removed) and stops the
-    /// command thread, waiting at most `wait`.
-    pub fn stop(&self, wait: Duration) {
+    /// command thread, waiting at most `wait`. Says whether the command thread has ended (it
+    /// has then closed its Redis connection).
+    pub fn stop(&self, wait: Duration) -> bool {
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         self.push(Command::Stop(ack_tx));
         if ack_rx.recv_timeout(wait).is_ok()
             && let Ok(mut t) = self.thread.lock()
             && let Some(t) = t.take()
         {
-            let _ = t.join();
+            return t.join().is_ok();
         }
+        false
     }
 }
 

@@ -37,15 +37,16 @@ describe('restart without downtime', () => {
     assert.deepEqual(states.slice(0, 2), ['connecting', 'connected'], `states: ${states}`);
     assert.ok(!states.includes('unavailable'), `states: ${states}`);
 
-    // A publish that reaches the draining process on a kept-alive connection is refused with
-    // 503 (and the connection closed), never accepted and dropped: retried, as Laravel's queue
-    // does, it goes to the new process.
+    // A publish that reaches the old process on its kept-alive connection is refused, never
+    // accepted and dropped: with 503 while it drains (and the connection closed), or, once it
+    // has drained, by the end of that connection. Retried, as Laravel's queue does, it goes to
+    // the new process.
     for (let attempt = 1; ; attempt++) {
       try {
         await sdk.trigger('orders', 'shipped', { n: 2 });
         break;
       } catch (err) {
-        assert.equal(err.status, 503, String(err));
+        assert.ok(err.status === 503 || err.status === undefined, String(err));
         assert.ok(attempt < 3, 'refused three times');
       }
     }
