@@ -504,8 +504,10 @@ async fn read_until_closed(
     loop {
         // A peer worker that is behind on its inbox: take no more client frames until it has
         // caught up, so that the clients' TCP windows absorb the excess (see `crate::mesh`).
-        while !closing && worker.borrow().congested() {
-            monoio::time::sleep(Duration::from_millis(1)).await;
+        if !closing && worker.borrow().congested() {
+            // Boxed: the wait's timer lives only while a peer is congested, not in every idle
+            // connection's task.
+            Box::pin(wait_uncongested(worker)).await;
         }
         while !closing && !pending.is_empty() {
             match decoder.decode(pending) {
@@ -547,6 +549,13 @@ async fn read_until_closed(
         if !closing {
             closing = w.get(key).is_none_or(|c| c.is_closing());
         }
+    }
+}
+
+/// Waits until no peer worker's inbox is over its bound.
+async fn wait_uncongested(worker: &Rc<RefCell<Worker>>) {
+    while worker.borrow().congested() {
+        monoio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
