@@ -13,12 +13,14 @@
 //! `rate()` handles the reset of a restart). Per-app series carry the app's id as `app`;
 //! queue depths carry the worker as `worker`. Label values are the app ids of the
 //! configuration, close codes, and the closed sets of `crate::stats::ops`: nothing a client
-//! sends becomes a label.
+//! sends becomes a label. With scaling on, the Redis link's figures (`crate::cluster::health`)
+//! are read from the atomics its two threads keep.
 //!
 //! The listener serves one connection at a time, each with a 5-second read and write
 //! deadline, and closes it after the answer: Prometheus scrapes every few seconds at most,
 //! and the address is one the operator chose for it (a loopback or private one).
 
+pub mod cluster;
 pub mod render;
 pub mod text;
 
@@ -35,6 +37,7 @@ use futures_channel::oneshot;
 use ringcast_protocol::Limits;
 use ringcast_protocol::http;
 
+use crate::cluster::Cluster;
 use crate::ids::ShardId;
 use crate::mesh::{Mesh, MeshMsg};
 use crate::stats::scrape::MetricsReport;
@@ -77,6 +80,8 @@ pub struct Exporter {
     pub driver: &'static str,
     /// Seconds since the Unix epoch when the process started.
     pub started: u64,
+    /// The cluster link, when this node is one of several.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Exporter {
@@ -87,6 +92,7 @@ impl Exporter {
             limits: shared.config.limits.clone(),
             driver,
             started: crate::stats::unix_ms() / 1000,
+            cluster: shared.cluster.clone(),
         }
     }
 }
@@ -165,6 +171,12 @@ impl Exporter {
         let queued: Vec<u64> = (0..self.mesh.len())
             .map(|i| self.mesh.queued(ShardId(i as u16)) as u64)
             .collect();
+        let cluster = self.cluster.as_ref().map(|c| render::ClusterInput {
+            node: c.node().to_string(),
+            health: c.health(),
+            queued_bytes: c.queued_bytes() as u64,
+            limit_bytes: c.max_bytes() as u64,
+        });
         Ok(render::render(&render::Input {
             reports: &reports,
             mesh_queued: &queued,
@@ -172,6 +184,7 @@ impl Exporter {
             driver: self.driver,
             started: self.started,
             process,
+            cluster,
         }))
     }
 

@@ -6,7 +6,9 @@
 //! one is refused with its one-line error, and the running configuration stays. A valid one
 //! becomes a new app table ([`Apps::reload`]: apps keep their index, removed ones stay as
 //! tombstones) and a new [`Shared`], which every worker takes over the mesh
-//! ([`MeshMsg::Reload`]) between two of its inputs, so a worker never sees half of it:
+//! ([`MeshMsg::Reload`]) between two of its inputs, so a worker never sees half of it. In a
+//! cluster the link's threads get the new table first (`Cluster::set_apps`), so that a worker's
+//! first command about an added app finds it known there:
 //!
 //! | change | effect |
 //! |---|---|
@@ -86,6 +88,11 @@ pub fn reload(shared: &Arc<Shared>) -> Option<Arc<Shared>> {
         mesh: shared.mesh.clone(),
         cluster: shared.cluster.clone(),
     });
+    // The cluster threads first: a worker that has the new table may at once send them a
+    // command about an app it added.
+    if let Some(c) = &next.cluster {
+        c.set_apps(next.apps.clone());
+    }
     let reloaded = Arc::new(Reloaded {
         shared: next.clone(),
         changes,

@@ -4,140 +4,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ringcast_protocol::pusher::auth::channel_auth;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::prometheus::{get, scrape};
+use support::redis_server::RedisServer;
 use support::*;
-
-/// One parsed sample.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: HashMap<String, String>,
-    value: f64,
-}
-
-/// A scrape as the reference parser read it.
-struct Scrape {
-    /// Family name -> (type, samples).
-    families: HashMap<String, (String, Vec<Sample>)>,
-}
-
-impl Scrape {
-    /// The value of the sample `name` whose labels include `labels`; panics unless exactly one.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found: Vec<&Sample> = self
-            .families
-            .values()
-            .flat_map(|(_, s)| s.iter())
-            .filter(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .collect();
-        assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
-        found[0].value
-    }
-
-    /// The type the parser gave family `family`.
-    fn kind(&self, family: &str) -> &str {
-        &self
-            .families
-            .get(family)
-            .unwrap_or_else(|| panic!("no {family}"))
-            .0
-    }
-
-    fn samples(&self, family: &str) -> &[Sample] {
-        &self
-            .families
-            .get(family)
-            .unwrap_or_else(|| panic!("no {family}"))
-            .1
-    }
-}
-
-/// GET `path` on the metrics listener: the status and the body.
-fn get(port: u16, method: &str, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (
-        head[9..12].parse().unwrap(),
-        head.to_string(),
-        body.to_string(),
-    )
-}
-
-/// Parses `text` with prometheus_client's `text_string_to_metric_families`.
-fn parse(text: &str) -> Scrape {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/prometheus");
-    let mut child = Command::new(format!("{dir}/python.sh"))
-        .arg(format!("{dir}/parse.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run engine/tests/prometheus/python.sh");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the reference parser refused the scrape:\n{text}"
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut families = HashMap::new();
-    for f in v["families"].as_array().unwrap() {
-        let samples = f["samples"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| Sample {
-                name: s["name"].as_str().unwrap().to_string(),
-                labels: s["labels"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                    .collect(),
-                value: match &s["value"] {
-                    Value::String(x) if x == "+Inf" => f64::INFINITY,
-                    x => x.as_f64().unwrap(),
-                },
-            })
-            .collect();
-        families.insert(
-            f["name"].as_str().unwrap().to_string(),
-            (f["type"].as_str().unwrap().to_string(), samples),
-        );
-    }
-    Scrape { families }
-}
-
-fn scrape(port: u16) -> Scrape {
-    let (status, head, body) = get(port, "GET", "/metrics");
-    assert_eq!(status, 200, "{head}{body}");
-    assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
-        "{head}"
-    );
-    parse(&body)
-}
 
 fn join_presence(ws: &mut Ws, sid: &str, user: &str) {
     let data = json!({"user_id": user}).to_string();
@@ -346,22 +220,13 @@ fn a_scrape_counts_what_the_clients_and_the_api_did() {
     assert!(s.value("ringcast_max_fds", &[]) >= 1024.0);
 
     // Every series the Grafana dashboard in tuning/ reads is one a scrape has.
-    let names: std::collections::HashSet<&str> = s
-        .families
-        .values()
-        .flat_map(|(_, samples)| samples.iter().map(|x| x.name.as_str()))
-        .collect();
-    let dashboard = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tuning/grafana/ringcast.json"
-    ))
-    .unwrap();
+    let names = s.names();
     let mut read = 0;
-    for (at, _) in dashboard.match_indices("ringcast_") {
-        let name: String = dashboard[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-            .collect();
+    for name in grafana_series() {
+        // The cluster's series are checked on a cluster node (below).
+        if name.starts_with("ringcast_redis_") || name.starts_with("ringcast_cluster_") {
+            continue;
+        }
         read += 1;
         assert!(
             names.contains(name.as_str()),
@@ -402,4 +267,134 @@ fn metrics_are_off_by_default_and_never_on_the_public_port() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RINGCAST_METRICS_ADDR"), "{err}");
+}
+
+/// The scrape of `port` once `done` holds for it, within 20 s.
+fn scrape_until(port: u16, what: &str, done: impl Fn(&support::prometheus::Scrape) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = scrape(port);
+        if done(&s) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no scrape showed {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_cluster_node_shows_its_redis_link() {
+    let mut redis = RedisServer::start();
+    let rport = redis.port.to_string();
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let server = Server::start(
+        &["--workers", "2", "--metrics-addr", &maddr],
+        &[
+            ("REVERB_SCALING_ENABLED", "true"),
+            ("REDIS_HOST", "127.0.0.1"),
+            ("REDIS_PORT", &rport),
+        ],
+    );
+    // A subscription is one script call through the link.
+    let (mut ws, _) = server.client();
+    ws.subscribe("news");
+
+    let s = scrape(mport);
+    for conn in ["commands", "inbox"] {
+        assert_eq!(s.value("ringcast_redis_up", &[("connection", conn)]), 1.0);
+        assert_eq!(
+            s.value(
+                "ringcast_redis_connections_lost_total",
+                &[("connection", conn)]
+            ),
+            0.0
+        );
+    }
+    let node = &s.samples("ringcast_cluster_node_info")[0].labels["node"];
+    let mut con = redis.connection().unwrap();
+    let nodes: Vec<String> = ::redis::cmd("SMEMBERS")
+        .arg("reverb:nodes")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        nodes,
+        std::slice::from_ref(node),
+        "the node label is the id in Redis"
+    );
+    let rtt = s.value("ringcast_redis_heartbeat_round_trip_seconds", &[]);
+    assert!(rtt > 0.0 && rtt < 1.0, "{rtt}");
+    assert_eq!(s.kind("ringcast_redis_round_trip_seconds"), "histogram");
+    let trips = s.value("ringcast_redis_round_trip_seconds_count", &[]);
+    assert!(trips >= 2.0, "the first heartbeat and the join: {trips}");
+    assert!(s.value("ringcast_redis_round_trip_seconds_sum", &[]) > 0.0);
+    assert_eq!(
+        s.value(
+            "ringcast_redis_round_trip_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        trips
+    );
+    assert_eq!(s.value("ringcast_redis_calls_failed_total", &[]), 0.0);
+    assert_eq!(
+        s.value("ringcast_redis_queue_limit_bytes", &[]),
+        67_108_864.0,
+        "the default max_mesh_bytes"
+    );
+    assert!(s.value("ringcast_redis_queued_bytes", &[]) >= 0.0);
+
+    // Every Redis series the Grafana dashboard reads is one a cluster node's scrape has.
+    let names = s.names();
+    for name in grafana_series() {
+        if name.starts_with("ringcast_redis_") || name.starts_with("ringcast_cluster_") {
+            assert!(names.contains(name.as_str()), "the dashboard reads {name}");
+        }
+    }
+
+    // Redis goes away: both connections show it, and a subscription that needs it fails.
+    redis.kill();
+    scrape_until(mport, "both Redis connections down", |s| {
+        s.value("ringcast_redis_up", &[("connection", "commands")]) == 0.0
+            && s.value("ringcast_redis_up", &[("connection", "inbox")]) == 0.0
+    });
+    ws.send_json(json!({"event":"pusher:subscribe","data":{"auth":"","channel":"later"}}));
+    let ev = ws.recv_event();
+    assert_eq!(ev["event"], "pusher:subscription_error", "{ev}");
+    let s = scrape(mport);
+    for conn in ["commands", "inbox"] {
+        assert_eq!(
+            s.value(
+                "ringcast_redis_connections_lost_total",
+                &[("connection", conn)]
+            ),
+            1.0,
+            "{conn}: one loss, however often it is retried"
+        );
+    }
+    assert!(s.value("ringcast_redis_calls_failed_total", &[]) >= 1.0);
+
+    // It comes back on its port: so do both connections.
+    let _redis = RedisServer::start_on(redis.port);
+    scrape_until(mport, "both Redis connections up again", |s| {
+        s.value("ringcast_redis_up", &[("connection", "commands")]) == 1.0
+            && s.value("ringcast_redis_up", &[("connection", "inbox")]) == 1.0
+    });
+}
+
+/// The series the Grafana dashboard in tuning/ reads.
+fn grafana_series() -> Vec<String> {
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tuning/grafana/ringcast.json"
+    ))
+    .unwrap();
+    dashboard
+        .match_indices("ringcast_")
+        .map(|(at, _)| {
+            dashboard[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect()
+        })
+        .collect()
 }

@@ -159,3 +159,70 @@ fn sighup_applies_app_changes_and_refuses_an_invalid_file() {
     assert_eq!(trigger(&server, "d", "secret-d"), 200);
     assert_eq!(d.recv_event()["event"], "ev");
 }
+
+#[test]
+fn sighup_in_a_cluster_gives_the_redis_link_the_new_apps() {
+    let mut redis = support::redis_server::RedisServer::start();
+    let rport = redis.port.to_string();
+    let dir = std::env::temp_dir().join(format!("ringcast-reload-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, app("a", "")).unwrap();
+    let file_arg = file.to_string_lossy().to_string();
+    let env = [
+        ("RINGCAST_LOG", "info"),
+        ("REVERB_SCALING_ENABLED", "true"),
+        ("REDIS_HOST", "127.0.0.1"),
+        ("REDIS_PORT", rport.as_str()),
+    ];
+    let args = ["--workers", "2", "--config", file_arg.as_str()];
+    let one = Server::start_full(&args, &env, false, true);
+    let two = Server::start_full(&args, &env, false, true);
+    let mut a = subscribed(&two, "a");
+
+    // b is added on both nodes; a stays as it was.
+    std::fs::write(&file, [app("a", ""), app("b", "")].concat()).unwrap();
+    for node in [&one, &two] {
+        sighup(node);
+        logged(node, "configuration reloaded");
+    }
+    // A subscription to b on one node and a publish to b on the other: both go through the
+    // cluster link, which must know b.
+    let mut b = subscribed(&two, "b");
+    assert_eq!(trigger(&one, "b", "secret-b"), 200);
+    let ev = b.recv_event();
+    assert_eq!(ev["event"], "ev", "{ev}");
+    assert_eq!(ev["channel"], "news");
+    assert_eq!(trigger(&one, "a", "secret-a"), 200);
+    assert_eq!(a.recv_event()["event"], "ev");
+    // b's connection on node two is counted on node one, from node two's heartbeats.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let path = "/apps/b/connections";
+        let query = signed_query("GET", path, &[], "", "key-b", "secret-b", now());
+        let r = Http::connect(one.port).request("GET", &format!("{path}?{query}"), b"");
+        assert_eq!(r.status, 200);
+        if r.json()["connections"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node one never counted b's connection: {}",
+            r.json()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Both nodes still serve, and leave the cluster cleanly.
+    drop(b);
+    drop(a);
+    for mut node in [one, two] {
+        assert!(node.terminate().success());
+    }
+    let mut con = redis.connection().unwrap();
+    let nodes: Vec<String> = ::redis::cmd("SMEMBERS")
+        .arg("reverb:nodes")
+        .query(&mut con)
+        .unwrap();
+    assert!(nodes.is_empty(), "{nodes:?}");
+    redis.kill();
+}

@@ -6,6 +6,7 @@
 
 use ringcast_protocol::Limits;
 
+pub use super::cluster::ClusterInput;
 use super::text::{Exposition, Kind};
 use crate::ids::AppIdx;
 use crate::stats::ops::{ApiRoute, HandshakeFailure, LATENCY_BUCKETS_US, OpsCounters};
@@ -60,6 +61,8 @@ pub struct Input<'a> {
     /// Seconds since the Unix epoch when the process started.
     pub started: u64,
     pub process: Process,
+    /// The cluster link's figures, when scaling is on.
+    pub cluster: Option<ClusterInput>,
 }
 
 /// The scrape's text.
@@ -377,5 +380,8 @@ pub fn render(input: &Input<'_>) -> String {
         "The open-file limit: one descriptor per connection.",
     );
     e.sample("ringcast_max_fds", &[], input.process.max_fds);
+    if let Some(c) = &input.cluster {
+        super::cluster::render(&mut e, c);
+    }
     e.finish()
 }

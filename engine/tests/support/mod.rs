@@ -3,6 +3,8 @@
 //! client over plain sockets.
 #![allow(dead_code)]
 
+pub mod prometheus;
+pub mod redis_server;
 mod server;
 
 use std::io::{Read, Write};
