@@ -230,6 +230,10 @@ pub enum ConfigError {
     },
     #[error("app {0:?} has no secret: set REVERB_APP_SECRET or `secret` in the config file")]
     MissingSecret(String),
+    #[error(
+        "TLS needs a certificate and its key, but the {0} is not set (tls_cert and tls_key in the file, RINGCAST_TLS_CERT and RINGCAST_TLS_KEY, or --tls-cert and --tls-key)"
+    )]
+    TlsHalf(&'static str),
     #[error("an app needs an id and a key: set REVERB_APP_ID and REVERB_APP_KEY")]
     MissingIdentity,
     #[error("two apps share the {what} {value:?}; every app needs its own")]
@@ -275,6 +279,8 @@ struct FileConfig {
     metrics_addr: Option<String>,
     log_format: Option<String>,
     debug: Option<bool>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     apps: Vec<AppConfig>,
 }
 
@@ -420,6 +426,8 @@ impl Config {
             metrics_addr: file.metrics_addr,
             log_format: file.log_format,
             debug: file.debug,
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
         })?;
         Ok(file.scaling.unwrap_or_default())
     }

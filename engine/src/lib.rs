@@ -53,7 +53,8 @@
 //! nothing shared for them. [`logging`] writes text or JSON lines and, with `--debug`, every
 //! message with its signatures redacted. [`restart`] starts a new process on the same port
 //! and drains this one once the new one serves; [`reload`] applies a changed configuration
-//! to the workers between two of their inputs.
+//! to the workers between two of their inputs. [`tls`] terminates TLS on the server's own
+//! port with rustls, through [`transport`], which keeps the engine's direct reads and writes.
 //!
 //! ## Data flow of a broadcast
 //! `POST /apps/{id}/events` → [`api`] verifies the signature and parses the body → the frame is
@@ -81,4 +82,6 @@ pub mod session;
 pub mod state;
 pub mod stats;
 pub mod sys;
+pub mod tls;
+pub mod transport;
 pub mod worker;

@@ -77,6 +77,13 @@ enum Command {
         /// connection and channel, signatures redacted (also RINGCAST_DEBUG=true or `debug`)
         #[arg(long)]
         debug: bool,
+        /// TLS on the server's port: the PEM certificate chain (with --tls-key; also
+        /// RINGCAST_TLS_CERT or `tls_cert`) [default: plain TCP]
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<String>,
+        /// The PEM private key of --tls-cert (also RINGCAST_TLS_KEY or `tls_key`)
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<String>,
     },
     /// Restart a running server without dropping its clients, as `php artisan reverb:restart`.
     ///
@@ -130,6 +137,8 @@ fn main() {
         dashboard,
         metrics_addr,
         debug,
+        tls_cert,
+        tls_key,
     } = cli.command
     else {
         unreachable!("restart returned above")
@@ -155,6 +164,8 @@ fn main() {
         operations: ringcast::config::FlagOperations {
             metrics_addr,
             debug,
+            tls_cert,
+            tls_key,
         },
     };
     let env: HashMap<String, String> = std::env::vars().collect();

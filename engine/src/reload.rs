@@ -16,7 +16,8 @@
 //! | app removed | its connections are closed with 4001 (as for an unknown key); its key and id are unknown from now on |
 //! | `enabled = false` | its connections are closed with 4003; new ones are refused with 4003, API requests with 403 |
 //! | other app settings (secret, key, origins, limits, timeouts, client events, ...) | apply from now on: to new connections and their handshakes, new subscriptions and sign-ins, API requests; open connections and their subscriptions stay |
-//! | server settings (host, port, workers, limits, metrics, logs, ...) | unchanged until a restart (`ringcast restart`); the reload says which changed |
+//! | the TLS certificate and key | read again: new handshakes present the new certificate, open connections keep theirs; files that do not load are refused with one line and the running certificate stays |
+//! | server settings (host, port, workers, limits, metrics, logs, turning TLS on or off, ...) | unchanged until a restart (`ringcast restart`); the reload says which changed |
 //!
 //! A connection's largest message is fixed when it opens (its reader's decoder is built
 //! then), so a new `max_message_size` applies to connections that open after the reload.
@@ -67,6 +68,7 @@ pub fn reload(shared: &Arc<Shared>) -> Option<Arc<Shared>> {
     } else {
         new.apps.clone()
     };
+    reload_certificate(shared, &new);
     let pending = restart_only(old, &new);
     if !pending.is_empty() {
         tracing::warn!(
@@ -87,6 +89,7 @@ pub fn reload(shared: &Arc<Shared>) -> Option<Arc<Shared>> {
         apps: Arc::new(apps),
         mesh: shared.mesh.clone(),
         cluster: shared.cluster.clone(),
+        tls: shared.tls.clone(),
     });
     // The cluster threads first: a worker that has the new table may at once send them a
     // command about an app it added.
@@ -121,6 +124,23 @@ pub fn reload(shared: &Arc<Shared>) -> Option<Arc<Shared>> {
     Some(next)
 }
 
+/// Reads the TLS certificate and key again (from the paths of `new`), when TLS is on; a
+/// certificate that does not load is refused with one line and the running one stays.
+fn reload_certificate(shared: &Shared, new: &Config) {
+    let (Some(tls), Some(files)) = (&shared.tls, new.operations.tls()) else {
+        return;
+    };
+    match tls.reload(&files) {
+        Ok(()) => tracing::info!(
+            cert = %files.cert.display(),
+            "TLS certificate reloaded: new handshakes present it"
+        ),
+        Err(e) => {
+            tracing::error!("TLS certificate reload refused, the running certificate stays: {e}")
+        }
+    }
+}
+
 /// The server settings that differ between `old` and `new`: a reload leaves them as they are.
 fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut names = Vec::new();
@@ -145,7 +165,10 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     limits.max_frame_size = old.limits.max_frame_size;
     limits.max_outbound_bytes = old.limits.max_outbound_bytes;
     check("limits", limits != old.limits);
-    check("operations", old.operations != new.operations);
+    check(
+        "operations",
+        old.operations.needs_restart_for(&new.operations),
+    );
     names
 }
 

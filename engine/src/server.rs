@@ -36,6 +36,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let apps = Arc::new(Apps::new(&config.apps));
     let host = config.host.clone();
     let mut port = config.port;
+    // A certificate that does not load stops the start, before any listener or Redis.
+    let tls = match config.operations.tls() {
+        Some(files) => Some(Arc::new(crate::tls::Tls::new(&files)?)),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "TLS, " } else { "" };
     // A node joins its cluster before it serves anyone; an unreachable Redis stops start-up.
     let cluster = match &config.scaling {
         Some(s) => Some(crate::cluster::Cluster::start(
@@ -51,6 +57,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         apps,
         mesh: mesh.clone(),
         cluster: cluster.clone(),
+        tls,
     });
     let metrics = match shared.config.operations.metrics_addr {
         Some(addr) => Some(crate::metrics::bind(addr)?),
@@ -99,7 +106,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    println!("ringcast listening on {host}:{port} ({workers} workers, {driver})");
+    println!("ringcast listening on {host}:{port} ({scheme}{workers} workers, {driver})");
     let shared_cfg = &shared.config;
     if shared_cfg.dashboard {
         let shown = if host == "0.0.0.0" || host == "::" {
@@ -108,7 +115,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             &host
         };
         let prefix = &shared_cfg.path_prefix;
-        println!("dashboard at http://{shown}:{port}{prefix}/dashboard/");
+        let web = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("dashboard at {web}://{shown}:{port}{prefix}/dashboard/");
     }
     if shared_cfg.generated {
         println!(

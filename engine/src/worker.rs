@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +44,7 @@ use crate::state::msg::{Answer, NodeInfo, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
 use crate::stats::Stats;
 use crate::sys;
+use crate::transport::Transport;
 
 /// Seconds a closing connection gets to take what it still has to take, close frame included;
 /// another period follows while it keeps reading.
@@ -56,6 +57,8 @@ pub struct Shared {
     pub mesh: Mesh,
     /// The cluster link, when this node is one of several (`crate::cluster`).
     pub cluster: Option<Arc<Cluster>>,
+    /// TLS on the server's port, when a certificate is configured (`crate::tls`).
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// One worker's state.
@@ -144,18 +147,18 @@ impl Worker {
     pub fn insert(
         &mut self,
         stream: Rc<TcpStream>,
+        io: Transport,
         app: Option<AppIdx>,
         socket_id: SocketId,
     ) -> ConnKey {
         self.churn_since_trim = self.churn_since_trim.saturating_add(1);
         let now = self.now();
-        let fd = stream.as_raw_fd();
         if let Some(app) = app {
             self.stats.opened(app);
         }
         let conn = Conn {
             stream,
-            fd,
+            io,
             out: OutQueue::default(),
             last_seen: now,
             pinged_at: None,
@@ -183,6 +186,17 @@ impl Worker {
         if let Some(c) = self.shard.io_mut(key) {
             c.last_seen = now;
             c.pinged_at = None;
+        }
+    }
+
+    /// Starts a writer for `key` when TLS records wait for room in its socket (an answer
+    /// rustls queued while reading, such as an alert or a key update).
+    pub fn flush_tls(&mut self, key: ConnKey) {
+        let me = self.me.clone();
+        if let Some(c) = self.shard.io_mut(key)
+            && c.io.wants_write()
+        {
+            ensure_writer(&me, key, c);
         }
     }
 
@@ -492,16 +506,16 @@ impl Worker {
         }
         let mut failed = false;
         for f in frames {
-            failed |= c.out.offer(c.fd, &f) == Offer::Failed;
+            failed |= c.out.offer(&c.io, &f) == Offer::Failed;
         }
         c.closing = Some(CloseClock {
             since: now,
             pending: c.pending_bytes(),
         });
         if failed {
-            sys::shutdown(c.fd, true, true);
-        } else if c.out.is_empty() {
-            sys::shutdown(c.fd, false, true);
+            sys::shutdown(c.io.fd, true, true);
+        } else if c.out.is_empty() && !c.io.wants_write() {
+            c.io.shutdown_write();
         } else {
             ensure_writer(&me, key, c);
         }
@@ -528,7 +542,7 @@ impl Worker {
                     let pending = c.pending_bytes();
                     if pending == 0 {
                         // Everything was delivered; only the peer's close reply is missing.
-                        sys::shutdown(c.fd, true, true);
+                        sys::shutdown(c.io.fd, true, true);
                     } else if pending < clock.pending {
                         // The peer still reads: another grace period for the rest.
                         c.closing = Some(CloseClock {
@@ -539,7 +553,7 @@ impl Worker {
                         // The peer took nothing for a whole grace period. A clean close would
                         // keep the unsent rest in kernel memory and retry it for a minute or
                         // more; a reset frees it now.
-                        sys::abort(c.fd);
+                        sys::abort(c.io.fd);
                     }
                 }
                 continue;
@@ -615,7 +629,7 @@ fn offer(
     if c.is_closing() {
         return;
     }
-    match c.out.offer(c.fd, frame) {
+    match c.out.offer(&c.io, frame) {
         Offer::Sent => {}
         Offer::Queued => {
             if c.out.bytes() > max {
@@ -625,7 +639,7 @@ fn offer(
             }
         }
         Offer::Failed => {
-            sys::shutdown(c.fd, true, true);
+            sys::shutdown(c.io.fd, true, true);
         }
     }
 }
@@ -649,21 +663,21 @@ async fn writer(worker: Rc<RefCell<Worker>>, key: ConnKey, stream: Rc<TcpStream>
         let Some(c) = w.shard.io_mut(key) else { return };
         if ready.is_err() {
             c.writer_active = false;
-            sys::shutdown(c.fd, true, true);
+            sys::shutdown(c.io.fd, true, true);
             return;
         }
-        match c.out.flush(c.fd) {
+        match c.out.flush(&c.io) {
             Ok(true) => {
                 c.writer_active = false;
                 if c.is_closing() {
-                    sys::shutdown(c.fd, false, true);
+                    c.io.shutdown_write();
                 }
                 return;
             }
             Ok(false) => {}
             Err(_) => {
                 c.writer_active = false;
-                sys::shutdown(c.fd, true, true);
+                sys::shutdown(c.io.fd, true, true);
                 return;
             }
         }

@@ -77,6 +77,8 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         addr,
         host_header: addr.to_string(),
         path: String::new(),
+        tls: false,
+        server_name: addr.ip().to_string(),
     };
     let target = Target {
         ws: endpoint.clone(),
@@ -85,6 +87,7 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         key: String::new(),
         secret: String::new(),
         sources: Vec::new(),
+        tls: None,
     };
     let streams = threads * channels;
     let fleet = Arc::new(Fleet::new(

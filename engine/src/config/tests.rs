@@ -384,3 +384,61 @@ fn log_format_and_debug_follow_the_layers() {
         "RINGCAST_LOG_FORMAT must be text or json, got \"xml\""
     );
 }
+
+#[test]
+fn tls_files_follow_the_layers_and_need_each_other() {
+    let dir = tmpdir("tls");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let files = |c: Config| {
+        c.operations
+            .tls()
+            .map(|t| (t.cert.display().to_string(), t.key.display().to_string()))
+    };
+    assert_eq!(files(load(&Overrides::default(), &[]).unwrap()), None);
+    let file = dir.join("ringcast.toml");
+    std::fs::write(
+        &file,
+        "tls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n",
+    )
+    .unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    let pair = |c: &str, k: &str| Some((c.to_string(), k.to_string()));
+    assert_eq!(
+        files(load(&from_file, &[]).unwrap()),
+        pair("/etc/c.pem", "/etc/k.pem")
+    );
+    let env_wins = load(&from_file, &[("RINGCAST_TLS_CERT", "/env/c.pem")]).unwrap();
+    assert_eq!(files(env_wins), pair("/env/c.pem", "/etc/k.pem"));
+    let flag = Overrides {
+        operations: FlagOperations {
+            tls_key: Some("/flag/k.pem".into()),
+            ..FlagOperations::default()
+        },
+        ..from_file.clone()
+    };
+    let flag_wins = load(&flag, &[("RINGCAST_TLS_KEY", "/env/k.pem")]).unwrap();
+    assert_eq!(files(flag_wins), pair("/etc/c.pem", "/flag/k.pem"));
+    let e = load(
+        &Overrides::default(),
+        &[("RINGCAST_TLS_CERT", "/env/c.pem")],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("TLS needs a certificate and its key, but the key is not set"),
+        "{e}"
+    );
+    let e = load(&from_file, &[("RINGCAST_TLS_CERT", "")]).unwrap_err();
+    assert!(e.to_string().contains("the certificate is not set"), "{e}");
+    // A reload may read the certificate from new paths; turning TLS off needs a restart.
+    let on = load(&from_file, &[]).unwrap().operations;
+    let moved = load(&from_file, &[("RINGCAST_TLS_CERT", "/new/c.pem")])
+        .unwrap()
+        .operations;
+    let off = load(&Overrides::default(), &[]).unwrap().operations;
+    assert!(!on.needs_restart_for(&moved));
+    assert!(on.needs_restart_for(&off));
+}

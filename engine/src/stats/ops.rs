@@ -39,11 +39,15 @@ pub enum HandshakeFailure {
     ShuttingDown,
     /// The 101 answer could not be written (the client went away or stopped reading).
     WriteFailed,
+    /// On a TLS port: the TLS handshake or a record before the upgrade failed (plain HTTP sent
+    /// to the TLS port, a client that does not trust the certificate, no common version or
+    /// cipher).
+    Tls,
 }
 
 impl HandshakeFailure {
     /// Every reason, in label order.
-    pub const ALL: [HandshakeFailure; 11] = [
+    pub const ALL: [HandshakeFailure; 12] = [
         Self::BadRequest,
         Self::PathNotFound,
         Self::AppNotFound,
@@ -55,6 +59,7 @@ impl HandshakeFailure {
         Self::OverQuota,
         Self::ShuttingDown,
         Self::WriteFailed,
+        Self::Tls,
     ];
 
     /// The `reason` label.
@@ -71,6 +76,7 @@ impl HandshakeFailure {
             Self::OverQuota => "over_quota",
             Self::ShuttingDown => "shutting_down",
             Self::WriteFailed => "write_failed",
+            Self::Tls => "tls",
         }
     }
 
