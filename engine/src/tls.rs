@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerConnection};
+use rustls::server::{ClientHello, ResolvesServerCert, UnbufferedServerConnection};
 use rustls::sign::CertifiedKey;
 
 /// The protocol the handshake agrees (ALPN): HTTP/1.1, the one WebSocket upgrades run on.
@@ -105,8 +105,8 @@ impl Tls {
     }
 
     /// A new server connection, for a connection just accepted.
-    pub fn accept(&self) -> std::io::Result<ServerConnection> {
-        ServerConnection::new(self.config.clone()).map_err(std::io::Error::other)
+    pub fn accept(&self) -> std::io::Result<UnbufferedServerConnection> {
+        UnbufferedServerConnection::new(self.config.clone()).map_err(std::io::Error::other)
     }
 
     /// Loads `files` again; later handshakes present what they hold. On an error the running

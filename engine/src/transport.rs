@@ -5,9 +5,15 @@
 //! no buffer and a broadcast is written from the shared frame. TLS keeps that shape: a
 //! [`Transport`] is the socket's descriptor and, on a TLS port, the connection's rustls state,
 //! and it offers the same two calls. [`Transport::recv`] reads ciphertext into the worker's
-//! scratch buffer, hands it to rustls and appends the plaintext to the caller's buffer;
-//! [`Transport::sendv`] encrypts as much of the frames as one batch holds, right when the socket
-//! takes bytes, and writes the records.
+//! scratch buffer, has rustls process the records there and appends the plaintext to the
+//! caller's buffer; [`Transport::sendv`] encrypts as much of the frames as one batch holds,
+//! right when the socket takes bytes, and writes the records.
+//!
+//! rustls's unbuffered connection is what makes this fit the engine's memory rule: it works on
+//! the buffers it is handed and owns none for reading, so an idle TLS connection parks no read
+//! buffer (rustls's buffered connection keeps 4 KiB for every connection once it has read).
+//! Only the start of a record whose end has not arrived yet is copied into a buffer of the
+//! connection's own, freed as soon as the record is complete.
 //!
 //! What a socket did not take of an encrypted batch waits in the connection's own buffer (at
 //! most one batch, [`TLS_BATCH`], plus record overhead); every other frame waits unencrypted in
@@ -21,12 +27,13 @@
 //! holds the borrow across an await.
 
 use std::cell::RefCell;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use rustls::ServerConnection;
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 
 use crate::sys;
 
@@ -34,13 +41,19 @@ use crate::sys;
 /// buffer when its socket is full. Four full records.
 pub const TLS_BATCH: usize = 64 * 1024;
 
-/// A connection's TLS side: the rustls state and the records the socket has not taken yet.
+/// A connection's TLS side: the rustls state, the part of a record that has arrived, and the
+/// records the socket has not taken yet. rustls's unbuffered API reads from the buffer it is
+/// given, so an idle connection holds neither buffer (both are freed once empty).
 pub struct TlsSession {
-    conn: ServerConnection,
+    conn: UnbufferedServerConnection,
+    /// The start of a record whose end has not arrived yet.
+    incoming: Vec<u8>,
     /// Encrypted bytes waiting for room in the socket.
     unsent: Vec<u8>,
     /// Where `unsent` starts (bytes before it were written).
     sent: usize,
+    /// The peer sent its `close_notify`.
+    peer_closed: bool,
 }
 
 /// A connection's way to its socket.
@@ -60,13 +73,9 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// Reads from a slice, for feeding rustls what a `recv` returned.
-struct Slice<'a>(&'a [u8]);
-
-impl Read for Slice<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
+/// A TLS failure as the I/O error the callers see.
+fn tls_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
 impl Transport {
@@ -76,13 +85,15 @@ impl Transport {
     }
 
     /// Through TLS, with `conn` a new server connection (its handshake not yet begun).
-    pub fn tls(fd: RawFd, conn: ServerConnection) -> Transport {
+    pub fn tls(fd: RawFd, conn: UnbufferedServerConnection) -> Transport {
         Transport {
             fd,
             tls: Some(Rc::new(RefCell::new(TlsSession {
                 conn,
+                incoming: Vec::new(),
                 unsent: Vec::new(),
                 sent: 0,
+                peer_closed: false,
             }))),
         }
     }
@@ -107,31 +118,31 @@ impl Transport {
             return Ok(0);
         }
         let mut t = tls.borrow_mut();
+        let t = &mut *t;
         let before = out.len();
-        let mut input = Slice(&scratch[..n]);
-        let mut closed = false;
-        while !input.0.is_empty() {
-            t.conn.read_tls(&mut input)?;
-            let state = match t.conn.process_new_packets() {
-                Ok(s) => s,
-                Err(e) => {
-                    t.encrypt_pending();
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
-            };
-            let ready = state.plaintext_bytes_to_read();
-            if ready > 0 {
-                let at = out.len();
-                out.resize(at + ready, 0);
-                t.conn.reader().read_exact(&mut out[at..])?;
+        let result = if t.incoming.is_empty() {
+            // The usual case: whole records, processed where they were read.
+            let buf = &mut scratch[..n];
+            let r = t.process(buf, out, self.fd);
+            if let Ok(used) = r {
+                t.incoming = buf[used..].to_vec();
             }
-            closed |= state.peer_has_closed();
-        }
-        t.encrypt_pending();
+            r.map(|_| ())
+        } else {
+            let mut buf = std::mem::take(&mut t.incoming);
+            buf.extend_from_slice(&scratch[..n]);
+            let r = t.process(&mut buf, out, self.fd);
+            if let Ok(used) = r {
+                buf.drain(..used);
+                t.incoming = if buf.is_empty() { Vec::new() } else { buf };
+            }
+            r.map(|_| ())
+        };
+        result?;
         let got = out.len() - before;
         if got > 0 {
             Ok(got)
-        } else if closed {
+        } else if t.peer_closed {
             Ok(0)
         } else {
             Err(io::ErrorKind::WouldBlock.into())
@@ -156,10 +167,9 @@ impl Transport {
             if n == 0 {
                 break;
             }
-            t.conn.writer().write_all(&b[..n])?;
+            t.encrypt(&b[..n])?;
             taken += n;
         }
-        t.encrypt_pending();
         t.write_unsent(self.fd)?;
         Ok(taken)
     }
@@ -169,11 +179,7 @@ impl Transport {
     pub fn flush(&self) -> io::Result<bool> {
         match &self.tls {
             None => Ok(true),
-            Some(tls) => {
-                let mut t = tls.borrow_mut();
-                t.encrypt_pending();
-                t.write_unsent(self.fd)
-            }
+            Some(tls) => tls.borrow_mut().write_unsent(self.fd),
         }
     }
 
@@ -181,7 +187,7 @@ impl Transport {
     pub fn wants_write(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| {
             let t = t.borrow();
-            t.sent < t.unsent.len() || t.conn.wants_write()
+            t.sent < t.unsent.len()
         })
     }
 
@@ -199,26 +205,145 @@ impl Transport {
     pub fn shutdown_write(&self) {
         if let Some(tls) = &self.tls {
             let mut t = tls.borrow_mut();
-            t.conn.send_close_notify();
-            t.encrypt_pending();
-            let _ = t.write_unsent(self.fd);
+            if t.close_notify().is_ok() {
+                let _ = t.write_unsent(self.fd);
+            }
         }
         sys::shutdown(self.fd, false, true);
     }
 }
 
-impl TlsSession {
-    /// Moves the records rustls has ready into `unsent`.
-    fn encrypt_pending(&mut self) {
-        if self.sent > 0 && self.sent == self.unsent.len() {
-            self.unsent.clear();
-            self.sent = 0;
-        }
-        while self.conn.wants_write() {
-            // Writing into a Vec cannot fail.
-            if self.conn.write_tls(&mut self.unsent).is_err() {
-                break;
+/// Appends to `buf` what `write` writes into a slice of the size it asks for.
+fn append<E>(
+    buf: &mut Vec<u8>,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    needs: impl Fn(&E) -> Option<usize>,
+) -> Result<(), E> {
+    let at = buf.len();
+    let mut room = 256;
+    loop {
+        buf.resize(at + room, 0);
+        match write(&mut buf[at..]) {
+            Ok(n) => {
+                buf.truncate(at + n);
+                return Ok(());
             }
+            Err(e) => match needs(&e) {
+                Some(size) if size > room => room = size,
+                _ => {
+                    buf.truncate(at);
+                    return Err(e);
+                }
+            },
+        }
+    }
+}
+
+fn encode_needs(e: &EncodeError) -> Option<usize> {
+    match e {
+        EncodeError::InsufficientSize(s) => Some(s.required_size),
+        _ => None,
+    }
+}
+
+fn encrypt_needs(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(s) => Some(s.required_size),
+        _ => None,
+    }
+}
+
+impl TlsSession {
+    /// Runs rustls over the records in `buf`: plaintext goes to `out`, handshake answers to
+    /// `unsent` (and towards the socket). Returns how many bytes of `buf` were used; the rest
+    /// is the start of a record.
+    fn process(&mut self, buf: &mut [u8], out: &mut BytesMut, fd: RawFd) -> io::Result<usize> {
+        let mut used = 0;
+        loop {
+            let UnbufferedStatus { discard, state } =
+                self.conn.process_tls_records(&mut buf[used..]);
+            let state = match state {
+                Ok(s) => s,
+                Err(e) => {
+                    self.queue_alert();
+                    return Err(tls_error(e));
+                }
+            };
+            let more = match state {
+                ConnectionState::ReadTraffic(mut r) => {
+                    while let Some(rec) = r.next_record() {
+                        out.extend_from_slice(rec.map_err(tls_error)?.payload);
+                    }
+                    true
+                }
+                ConnectionState::EncodeTlsData(mut e) => {
+                    append(&mut self.unsent, |b| e.encode(b), encode_needs).map_err(tls_error)?;
+                    true
+                }
+                ConnectionState::TransmitTlsData(t) => {
+                    // The records stay in `unsent` until the socket takes them.
+                    t.done();
+                    true
+                }
+                ConnectionState::PeerClosed => {
+                    self.peer_closed = true;
+                    true
+                }
+                ConnectionState::Closed => {
+                    self.peer_closed = true;
+                    false
+                }
+                // Needs more bytes, or nothing more to read: done with this buffer.
+                _ => false,
+            };
+            used += discard;
+            if !more {
+                let _ = self.write_unsent(fd);
+                return Ok(used);
+            }
+        }
+    }
+
+    /// Queues the alert rustls prepared for a failure, if it did.
+    fn queue_alert(&mut self) {
+        let status = self.conn.process_tls_records(&mut []);
+        if let Ok(ConnectionState::EncodeTlsData(mut e)) = status.state {
+            let _ = append(&mut self.unsent, |b| e.encode(b), encode_needs);
+        }
+    }
+
+    /// Encrypts `plain` into `unsent`, first encoding any handshake record rustls has queued
+    /// (a key update).
+    fn encrypt(&mut self, plain: &[u8]) -> io::Result<()> {
+        loop {
+            let status = self.conn.process_tls_records(&mut []);
+            match status.state.map_err(tls_error)? {
+                ConnectionState::WriteTraffic(mut w) => {
+                    return append(&mut self.unsent, |b| w.encrypt(plain, b), encrypt_needs)
+                        .map_err(|e| tls_error(format!("{e:?}")));
+                }
+                ConnectionState::EncodeTlsData(mut e) => {
+                    append(&mut self.unsent, |b| e.encode(b), encode_needs).map_err(tls_error)?;
+                }
+                ConnectionState::TransmitTlsData(t) => t.done(),
+                other => {
+                    return Err(tls_error(format!(
+                        "cannot send application data in state {other:?}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Queues the `close_notify` alert.
+    fn close_notify(&mut self) -> io::Result<()> {
+        let status = self.conn.process_tls_records(&mut []);
+        match status.state.map_err(tls_error)? {
+            ConnectionState::WriteTraffic(mut w) => {
+                append(&mut self.unsent, |b| w.queue_close_notify(b), encrypt_needs)
+                    .map_err(|e| tls_error(format!("{e:?}")))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -242,6 +367,7 @@ impl TlsSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     use std::sync::Arc;
 
@@ -253,7 +379,10 @@ mod tests {
         let server_cfg = crate::tls::server_config_for(certified.0.clone());
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
-        let server = Transport::tls(a.as_raw_fd(), ServerConnection::new(server_cfg).unwrap());
+        let server = Transport::tls(
+            a.as_raw_fd(),
+            UnbufferedServerConnection::new(server_cfg).unwrap(),
+        );
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certified.1).unwrap();
         let client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -310,6 +439,25 @@ mod tests {
         }
         assert_eq!(n.unwrap(), 18);
         assert_eq!(&got[..], b"GET / HTTP/1.1\r\n\r\n");
+
+        // Records larger than one read: each read ends inside a record, whose start waits in
+        // the connection's own buffer, which is empty again once the last record is complete.
+        let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        client.writer().write_all(&big).unwrap();
+        while client.wants_write() {
+            client.write_tls(&mut b).unwrap();
+        }
+        let mut small = vec![0u8; 1000];
+        let mut plain = BytesMut::new();
+        while plain.len() < big.len() {
+            match server.recv(&mut small, &mut plain) {
+                Ok(n) => assert!(n > 0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(&plain[..], &big[..]);
+        assert_eq!(server.tls.as_ref().unwrap().borrow().incoming.capacity(), 0);
 
         // The client stops reading: the socket fills, and what waits here stays under a batch.
         let frame = vec![7u8; 10_000];
