@@ -60,6 +60,10 @@ pub struct Common {
         default_value = "http://127.0.0.1:8080"
     )]
     pub api_url: String,
+    /// PEM certificate authority that signed the server's certificate, for wss:// and https://
+    /// URLs (the clients trust it and nothing else).
+    #[arg(long, env = "RINGCAST_BENCH_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     /// App id.
     #[arg(long, env = "REVERB_APP_ID", default_value = "")]
     pub app_id: String,

@@ -67,6 +67,11 @@ pub enum MeshMsg {
         crate::stats::Request,
         oneshot::Sender<crate::stats::WorkerReport>,
     ),
+    /// A metrics scrape (`crate::metrics`): the receiving worker's counters and depths.
+    Metrics(oneshot::Sender<Box<crate::stats::scrape::MetricsReport>>),
+    /// A configuration reload (`crate::reload`): the new settings and app table, and what
+    /// changed for which app.
+    Reload(Arc<crate::reload::Reloaded>),
 }
 
 impl MeshMsg {

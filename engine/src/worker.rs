@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +44,7 @@ use crate::state::msg::{Answer, NodeInfo, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
 use crate::stats::Stats;
 use crate::sys;
+use crate::transport::Transport;
 
 /// Seconds a closing connection gets to take what it still has to take, close frame included;
 /// another period follows while it keeps reading.
@@ -56,6 +57,8 @@ pub struct Shared {
     pub mesh: Mesh,
     /// The cluster link, when this node is one of several (`crate::cluster`).
     pub cluster: Option<Arc<Cluster>>,
+    /// TLS on the server's port, when a certificate is configured (`crate::tls`).
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// One worker's state.
@@ -155,18 +158,18 @@ impl Worker {
     pub fn insert(
         &mut self,
         stream: Rc<TcpStream>,
+        io: Transport,
         app: Option<AppIdx>,
         socket_id: SocketId,
     ) -> ConnKey {
         self.churn_since_trim = self.churn_since_trim.saturating_add(1);
         let now = self.now();
-        let fd = stream.as_raw_fd();
         if let Some(app) = app {
             self.stats.opened(app);
         }
         let conn = Conn {
             stream,
-            fd,
+            io,
             out: OutQueue::default(),
             last_seen: now,
             pinged_at: None,
@@ -197,6 +200,17 @@ impl Worker {
         }
     }
 
+    /// Starts a writer for `key` when TLS records wait for room in its socket (an answer
+    /// rustls queued while reading, such as an alert or a key update).
+    pub fn flush_tls(&mut self, key: ConnKey) {
+        let me = self.me.clone();
+        if let Some(c) = self.shard.io_mut(key)
+            && c.io.wants_write()
+        {
+            ensure_writer(&me, key, c);
+        }
+    }
+
     // ---- inputs ---------------------------------------------------------------------------
 
     /// Sends `frame` to one connection.
@@ -209,6 +223,9 @@ impl Worker {
     pub fn on_text(&mut self, key: ConnKey, text: Vec<u8>) {
         if let Some((Some(app), _)) = self.shard.identity(key) {
             self.stats.received(app);
+        }
+        if self.debug_messages() {
+            self.log_received(key, &text);
         }
         self.shard.handle_text(key, text, Instant::now());
         self.run();
@@ -384,6 +401,9 @@ impl Worker {
             Effect::Send { conn, frame } => {
                 self.stats
                     .sent(self.shard.identity(conn).and_then(|(app, _)| app));
+                if self.debug_messages() {
+                    self.log_sent(&[conn], &frame);
+                }
                 self.offer_to(conn, &frame)
             }
             Effect::Close { conn, how } => self.close_now(conn, how),
@@ -470,15 +490,23 @@ impl Worker {
             MeshMsg::Stats(req, reply) => {
                 let _ = reply.send(self.stats_report(&req));
             }
+            MeshMsg::Metrics(reply) => {
+                let _ = reply.send(Box::new(self.metrics_report()));
+            }
+            MeshMsg::Reload(r) => self.reload(r.shared.clone(), &r.changes),
         }
     }
 
     fn handle_shard(&mut self, msg: ShardMsg) {
         let max = self.shared.config.limits.max_outbound_bytes;
-        let fanout = match &msg {
-            ShardMsg::Publish { app, .. } | ShardMsg::ToUser { app, .. } => Some(*app),
-            _ => None,
+        let (fanout, logged) = match &msg {
+            ShardMsg::Publish { app, frame, .. } | ShardMsg::ToUser { app, frame, .. } => {
+                (Some(*app), self.debug_messages().then(|| frame.clone()))
+            }
+            _ => (None, None),
         };
+        // `--debug` only: the recipients, to log after the fan-out.
+        let mut recipients = logged.as_ref().map(|_| Vec::new());
         let Worker {
             shard,
             doomed,
@@ -489,10 +517,16 @@ impl Worker {
         let mut delivered = 0;
         shard.handle_shard_msg(msg, |key, c, frame| {
             delivered += 1;
+            if let Some(r) = recipients.as_mut() {
+                r.push(key);
+            }
             offer(me, doomed, max, key, c, frame)
         });
         if let Some(app) = fanout {
             stats.delivered(app, delivered);
+        }
+        if let (Some(keys), Some(frame)) = (recipients, logged) {
+            self.log_sent(&keys, &frame);
         }
     }
 
@@ -537,6 +571,9 @@ impl Worker {
         if let Some((Some(app), _)) = self.shard.identity(key) {
             self.stats.closed(app, how.code);
         }
+        if self.debug_messages() {
+            self.log_closing(key, how.code, how.reason);
+        }
         self.shard.leave_all(key);
         let frames = how.frames();
         if how.drop_queue {
@@ -551,16 +588,16 @@ impl Worker {
         }
         let mut failed = false;
         for f in frames {
-            failed |= c.out.offer(c.fd, &f) == Offer::Failed;
+            failed |= c.out.offer(&c.io, &f) == Offer::Failed;
         }
         c.closing = Some(CloseClock {
             since: now,
             pending: c.pending_bytes(),
         });
         if failed {
-            sys::shutdown(c.fd, true, true);
-        } else if c.out.is_empty() {
-            sys::shutdown(c.fd, false, true);
+            sys::shutdown(c.io.fd, true, true);
+        } else if c.out.is_empty() && !c.io.wants_write() {
+            c.io.shutdown_write();
         } else {
             ensure_writer(&me, key, c);
         }
@@ -587,7 +624,7 @@ impl Worker {
                     let pending = c.pending_bytes();
                     if pending == 0 {
                         // Everything was delivered; only the peer's close reply is missing.
-                        sys::shutdown(c.fd, true, true);
+                        sys::shutdown(c.io.fd, true, true);
                     } else if pending < clock.pending {
                         // The peer still reads: another grace period for the rest.
                         c.closing = Some(CloseClock {
@@ -598,7 +635,7 @@ impl Worker {
                         // The peer took nothing for a whole grace period. A clean close would
                         // keep the unsent rest in kernel memory and retry it for a minute or
                         // more; a reset frees it now.
-                        sys::abort(c.fd);
+                        sys::abort(c.io.fd);
                     }
                 }
                 continue;
@@ -674,7 +711,7 @@ fn offer(
     if c.is_closing() {
         return;
     }
-    match c.out.offer(c.fd, frame) {
+    match c.out.offer(&c.io, frame) {
         Offer::Sent => {}
         Offer::Queued => {
             if c.out.bytes() > max {
@@ -684,7 +721,7 @@ fn offer(
             }
         }
         Offer::Failed => {
-            sys::shutdown(c.fd, true, true);
+            sys::shutdown(c.io.fd, true, true);
         }
     }
 }
@@ -708,21 +745,21 @@ async fn writer(worker: Rc<RefCell<Worker>>, key: ConnKey, stream: Rc<TcpStream>
         let Some(c) = w.shard.io_mut(key) else { return };
         if ready.is_err() {
             c.writer_active = false;
-            sys::shutdown(c.fd, true, true);
+            sys::shutdown(c.io.fd, true, true);
             return;
         }
-        match c.out.flush(c.fd) {
+        match c.out.flush(&c.io) {
             Ok(true) => {
                 c.writer_active = false;
                 if c.is_closing() {
-                    sys::shutdown(c.fd, false, true);
+                    c.io.shutdown_write();
                 }
                 return;
             }
             Ok(false) => {}
             Err(_) => {
                 c.writer_active = false;
-                sys::shutdown(c.fd, true, true);
+                sys::shutdown(c.io.fd, true, true);
                 return;
             }
         }

@@ -80,6 +80,8 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         addr,
         host_header: addr.to_string(),
         path: String::new(),
+        tls: false,
+        server_name: addr.ip().to_string(),
     };
     let target = Target {
         ws: endpoint.clone(),
@@ -88,6 +90,7 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         key: String::new(),
         secret: String::new(),
         sources: Vec::new(),
+        tls: None,
     };
     let streams = threads * channels;
     let fleet = Arc::new(Fleet::new(

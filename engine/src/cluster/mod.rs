@@ -91,6 +91,7 @@
 //! dropped (a waiting join is refused with 503 so the client can retry), and a Redis that comes
 //! back empty does not get the nodes' subscriptions back until clients reconnect.
 
+pub mod health;
 pub mod inbox;
 pub mod link;
 pub mod scripts;
