@@ -299,13 +299,29 @@ fn a_slow_consumer_is_closed_with_4100_while_a_fast_one_gets_everything() {
             assert_eq!(ev["event"], format!("e{i}"));
         }
     });
+    // The slow client takes 4 KiB every 100 ms, far less than the flood, but enough that it is
+    // never taken for a vanished peer (reset after 5 s without taking anything) however long
+    // the flood lasts on a loaded machine.
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let slow_reader = {
+        let flooding = flooding.clone();
+        std::thread::spawn(move || {
+            while flooding.load(std::sync::atomic::Ordering::SeqCst) {
+                slow.read_at_most(4096).expect("slow read");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            slow
+        })
+    };
     let mut http = Http::connect(server.port);
     for i in 0..1500 {
         let r = http.trigger(&["flood"], &format!("e{i}"), &payload, None);
         assert_eq!(r.status, 200);
     }
     fast_reader.join().unwrap();
-    // The slow client now reads what the kernel buffered, then its close frame.
+    flooding.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut slow = slow_reader.join().unwrap();
+    // The slow client now reads the rest of what it was sent, then its close frame.
     assert_eq!(slow.recv_close(), Some(4100));
 }
 

@@ -205,6 +205,14 @@ impl Ws {
         Ok(n)
     }
 
+    /// One read of at most `n` bytes into the buffer: a client that reads, but slowly.
+    pub fn read_at_most(&mut self, n: usize) -> std::io::Result<usize> {
+        let mut tmp = vec![0u8; n];
+        let got = self.stream.read(&mut tmp)?;
+        self.buf.extend_from_slice(&tmp[..got]);
+        Ok(got)
+    }
+
     /// The next message already received, if the buffer holds the whole of it.
     pub fn buffered(&mut self) -> Option<Frame> {
         let InPlace { consumed, message } = self
