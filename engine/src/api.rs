@@ -40,6 +40,9 @@ use crate::worker::Worker;
 
 /// How long a publish waits for room in a busy worker's inbox before it is refused with 503.
 pub const MESH_WAIT: Duration = Duration::from_millis(200);
+/// How long a publish in a cluster waits for Redis to run it before it is answered anyway
+/// (it stays queued for Redis).
+pub const CLUSTER_WAIT: Duration = Duration::from_millis(1000);
 
 /// What a request still needs once it is authenticated.
 enum Plan {
@@ -82,8 +85,21 @@ pub async fn serve(
             if let Err(why) = reserve(worker, &effects).await {
                 return http::json_error(503, why, keep_alive);
             }
+            let done = worker.borrow_mut().apply_reserved(effects);
+            if let Some(done) = done {
+                // In a cluster the answer waits until Redis has run the publish, so that a
+                // publish made after it, through any node, comes after it everywhere. A Redis
+                // slower than that leaves the publish queued (within the link's bound, so it
+                // is accepted): the answer then says only that.
+                if let Ok(Err(_)) = monoio::time::timeout(CLUSTER_WAIT, done).await {
+                    return http::json_error(
+                        503,
+                        "The cluster's Redis refused the event; retry later",
+                        keep_alive,
+                    );
+                }
+            }
             let mut w = worker.borrow_mut();
-            w.apply_reserved(effects);
             match then {
                 None => return http::json_ok(b"{}", keep_alive),
                 Some(then) => {
@@ -100,7 +116,15 @@ pub async fn serve(
     for rx in waits {
         match rx.await {
             Ok(a) => answers.push(a),
-            Err(_) => return http::json_error(503, "Server is shutting down", keep_alive),
+            Err(_) => {
+                let w = worker.borrow();
+                let why = if w.shared.cluster.is_some() && !w.shutting_down {
+                    "The cluster's Redis is unreachable; retry later"
+                } else {
+                    "Server is shutting down"
+                };
+                return http::json_error(503, why, keep_alive);
+            }
         }
     }
     let body = then.finish(answers);
@@ -113,9 +137,11 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
     let (mesh, costs) = {
         let w = worker.borrow();
         let mut costs = vec![0usize; w.shared.mesh.len()];
+        // In a cluster the publishes reach the workers from Redis, with the inbox's pace.
+        let clustered = w.shared.cluster.is_some();
         for e in effects {
             match e {
-                Effect::ToAll(msg) => {
+                Effect::ToAll(msg) if !clustered => {
                     for i in w.others() {
                         costs[i.0 as usize] += mesh::shard_msg_cost(msg);
                     }
