@@ -86,11 +86,17 @@ pub async fn serve(
                 return http::json_error(503, why, keep_alive);
             }
             let done = worker.borrow_mut().apply_reserved(effects);
-            if let Some(done) = done {
+            let up = worker
+                .borrow()
+                .shared
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.up());
+            if let Some(done) = done.filter(|_| up) {
                 // In a cluster the answer waits until Redis has run the publish, so that a
                 // publish made after it, through any node, comes after it everywhere. A Redis
-                // slower than that leaves the publish queued (within the link's bound, so it
-                // is accepted): the answer then says only that.
+                // slower than that, or unreachable, leaves the publish queued or held (within
+                // the link's bound, so it is accepted): the answer then says only that.
                 if let Ok(Err(_)) = monoio::time::timeout(CLUSTER_WAIT, done).await {
                     return http::json_error(
                         503,

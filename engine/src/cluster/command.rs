@@ -35,10 +35,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use ringcast_protocol::Limits;
 
 use super::decode::answer;
@@ -100,7 +100,6 @@ enum Phase {
 
 /// The command thread's state.
 pub struct CommandLoop {
-    pub client: redis::Client,
     pub con: Option<redis::Connection>,
     pub enc: Encoder,
     pub apps: Arc<Apps>,
@@ -108,10 +107,13 @@ pub struct CommandLoop {
     pub limits: Limits,
     pub timing: Timing,
     pub queued: Arc<AtomicUsize>,
+    /// Whether Redis takes operations as they come (the API waits for them then).
+    pub up: Arc<AtomicBool>,
     pub seen: Arc<Seen>,
     pub inbox: Sender<InboxCtl>,
     /// The data set this node is registered in (`{P}:epoch`).
     pub epoch: String,
+    dialer: Dialer,
     op: u64,
     phase: Phase,
     held: VecDeque<Held>,
@@ -134,9 +136,66 @@ pub fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> 
     Ok(con)
 }
 
+/// Sends `pipe` and reads its replies one by one, stopping at the first I/O error, with a
+/// server error as an error of its own command. (redis-rs's own pipeline reading goes on after
+/// a read that timed out, and waits the read timeout again for every reply left: a frozen
+/// Redis would hold the thread for the timeout times the pipeline's length.)
+pub fn query_pipe(
+    con: &mut redis::Connection,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> {
+    con.send_packed_command(&pipe.get_packed_pipeline())?;
+    let mut out = Vec::with_capacity(pipe.len());
+    for _ in 0..pipe.len() {
+        out.push(match con.recv_response()? {
+            redis::Value::ServerError(e) => Err(e.into()),
+            v => Ok(v),
+        });
+    }
+    Ok(out)
+}
+
 /// A fresh random id (node ids, epochs).
 pub fn random_id() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+/// Connection attempts on a thread of their own: a Redis that accepts connections but does not
+/// answer (a frozen process) keeps an attempt waiting for [`super::link::REPLY_TIMEOUT`], and
+/// the command thread goes on taking and holding the workers' operations meanwhile.
+struct Dialer {
+    tx: Sender<()>,
+    rx: Receiver<redis::RedisResult<redis::Connection>>,
+    busy: bool,
+}
+
+impl Dialer {
+    fn start(client: redis::Client) -> Dialer {
+        let (tx, requests) = crossbeam_channel::bounded::<()>(1);
+        let (done, rx) = crossbeam_channel::bounded(1);
+        let scripts = super::scripts::Scripts::default();
+        let spawned = std::thread::Builder::new()
+            .name("ringcast-dial".into())
+            .spawn(move || {
+                while requests.recv().is_ok() {
+                    let con = connect(&client).and_then(|mut c| {
+                        scripts.load(&mut c)?;
+                        Ok(c)
+                    });
+                    if done.send(con).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the thread that reconnects to Redis");
+        }
+        Dialer {
+            tx,
+            rx,
+            busy: false,
+        }
+    }
 }
 
 impl CommandLoop {
@@ -152,13 +211,14 @@ impl CommandLoop {
         limits: Limits,
         timing: Timing,
         queued: Arc<AtomicUsize>,
+        up: Arc<AtomicBool>,
         seen: Arc<Seen>,
         inbox: Sender<InboxCtl>,
         epoch: String,
         max_bytes: usize,
     ) -> CommandLoop {
         CommandLoop {
-            client,
+            dialer: Dialer::start(client),
             con: Some(con),
             enc,
             apps,
@@ -166,6 +226,7 @@ impl CommandLoop {
             limits,
             timing,
             queued,
+            up,
             seen,
             inbox,
             epoch,
@@ -187,18 +248,26 @@ impl CommandLoop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let wait = self.next_wake().saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(cmd) => {
-                    batch.push(cmd);
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(cmd) => batch.push(cmd),
-                            Err(_) => break,
+            let dialed = self.dialer.rx.clone();
+            crossbeam_channel::select! {
+                recv(rx) -> cmd => match cmd {
+                    Ok(cmd) => {
+                        batch.push(cmd);
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(cmd) => batch.push(cmd),
+                                Err(_) => break,
+                            }
                         }
                     }
+                    Err(_) => return,
+                },
+                recv(dialed) -> con => {
+                    if let Ok(con) = con {
+                        self.dialed(con);
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                default(wait) => {}
             }
             let mut ready = Vec::with_capacity(batch.len());
             let mut stop = None;
@@ -212,6 +281,8 @@ impl CommandLoop {
                 self.execute(ready);
             }
             self.tick();
+            self.up
+                .store(matches!(self.phase, Phase::Up), Ordering::Relaxed);
             if let Some(ack) = stop {
                 self.goodbye();
                 let _ = ack.send(());
@@ -303,7 +374,6 @@ impl CommandLoop {
     /// Sends `ops` as one pipeline and acts on the replies in order.
     fn execute(&mut self, ops: Vec<Held>) {
         let mut pipe = redis::pipe();
-        pipe.ignore_errors();
         let mut sent = Vec::with_capacity(ops.len());
         for h in ops {
             match self.enc.encode(&h.cmd, h.op, h.local_done) {
@@ -320,7 +390,7 @@ impl CommandLoop {
         let Some(con) = self.con.as_mut() else {
             return self.go_down(sent);
         };
-        let replies: Vec<redis::RedisResult<redis::Value>> = match pipe.query(con) {
+        let replies = match query_pipe(con, &pipe) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "lost the connection to Redis");
@@ -445,6 +515,7 @@ impl CommandLoop {
 
     /// The connection is lost: `unapplied` may or may not have run.
     fn go_down(&mut self, unapplied: Vec<Held>) {
+        self.up.store(false, Ordering::Relaxed);
         self.con = None;
         self.take_over(unapplied);
         self.phase = Phase::Down;
@@ -554,6 +625,10 @@ impl CommandLoop {
         for c in rebuild::assert_calls(&self.enc, mode, &totals) {
             pipe.add_command(c);
         }
+        // Asserted: the other nodes may send this node what they held.
+        pipe.cmd("SREM")
+            .arg(format!("{}:rebuilding", self.enc.prefix))
+            .arg(&self.enc.node);
         // Back in Rebuild while it runs, so that a failure knows what was interrupted.
         self.phase = Phase::Rebuild {
             mode,
@@ -595,23 +670,29 @@ impl CommandLoop {
             self.go_down(Vec::new());
             return false;
         };
-        match pipe.query::<Vec<i64>>(con) {
-            Ok(r) if r.contains(&NOT_REGISTERED) => {
-                self.rejoin(Vec::new());
-                false
-            }
-            Ok(_) => true,
-            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+        let replies = match query_pipe(con, &pipe) {
+            Ok(r) => r,
+            Err(e) => {
                 tracing::warn!(error = %e, "lost the connection to Redis");
                 self.go_down(Vec::new());
-                false
+                return false;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "re-asserting this node in Redis failed");
-                self.go_down(Vec::new());
-                false
-            }
+        };
+        if replies
+            .iter()
+            .any(|r| matches!(r, Ok(redis::Value::Int(NOT_REGISTERED))))
+        {
+            self.rejoin(Vec::new());
+            return false;
         }
+        if let Some(Err(e)) = replies.iter().find(|r| r.is_err()) {
+            // A script error (Redis out of memory, say): the node tries again from the start.
+            tracing::warn!(error = %e, "re-asserting this node in Redis failed");
+            self.con = None;
+            self.go_down(Vec::new());
+            return false;
+        }
+        true
     }
 
     /// While settling: once the nodes alive before are back (or the wait is over), SETTLE and
@@ -632,8 +713,11 @@ impl CommandLoop {
         let Some(con) = self.con.as_mut() else {
             return self.go_down(Vec::new());
         };
-        let nodes: Vec<String> = match redis::cmd("SMEMBERS")
+        let (nodes, rebuilding): (Vec<String>, Vec<String>) = match redis::pipe()
+            .cmd("SMEMBERS")
             .arg(format!("{}:nodes", self.enc.prefix))
+            .cmd("SMEMBERS")
+            .arg(format!("{}:rebuilding", self.enc.prefix))
             .query(con)
         {
             Ok(n) => n,
@@ -642,12 +726,18 @@ impl CommandLoop {
                 return self.go_down(Vec::new());
             }
         };
-        let back = want.iter().all(|n| nodes.contains(n));
+        // Back: registered again, and done asserting its share.
+        let back = want
+            .iter()
+            .all(|n| nodes.contains(n) && !rebuilding.contains(n));
         if !back && Instant::now() < deadline {
             return;
         }
         if !back {
-            let missing: Vec<&String> = want.iter().filter(|n| !nodes.contains(n)).collect();
+            let missing: Vec<&String> = want
+                .iter()
+                .filter(|n| !nodes.contains(n) || rebuilding.contains(n))
+                .collect();
             tracing::info!(
                 ?missing,
                 "nodes did not register again in time; going on without them"
@@ -713,17 +803,29 @@ impl CommandLoop {
             self.heartbeat();
             self.seen.lock().forget_idle(&self.enc.node);
         }
-        let delivered = self.seen.lock().last(&self.enc.node);
-        self.recent.trim(delivered);
+        // What Redis ran before it went away stays until it was sent again.
+        if matches!(self.phase, Phase::Up) {
+            let delivered = self.seen.lock().last(&self.enc.node);
+            self.recent.trim(delivered);
+        }
     }
 
+    /// Asks the dialer for a connection, unless it is still trying.
     fn reconnect(&mut self) {
-        let since = *self.lost_since.get_or_insert_with(Instant::now);
+        self.lost_since.get_or_insert_with(Instant::now);
         self.tried_at = Some(Instant::now());
-        let con = connect(&self.client).and_then(|mut c| {
-            self.enc.scripts.load(&mut c)?;
-            Ok(c)
-        });
+        if !self.dialer.busy && self.dialer.tx.try_send(()).is_ok() {
+            self.dialer.busy = true;
+        }
+    }
+
+    /// What the dialer got.
+    fn dialed(&mut self, con: redis::RedisResult<redis::Connection>) {
+        self.dialer.busy = false;
+        if !matches!(self.phase, Phase::Down) {
+            return;
+        }
+        let since = *self.lost_since.get_or_insert_with(Instant::now);
         match con {
             Ok(c) => {
                 tracing::info!(

@@ -11,7 +11,7 @@
 //! until Redis has run the command, so what the command thread holds while Redis is
 //! unreachable is inside the same bound.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -45,6 +45,7 @@ pub struct Cluster {
     lease: Duration,
     tx: Sender<Command>,
     queued: Arc<AtomicUsize>,
+    up: Arc<AtomicBool>,
     max_bytes: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -89,8 +90,12 @@ impl Cluster {
         enc.scripts.load(&mut con).map_err(unreachable)?;
         let lease = scaling.lease();
         // The node registers before it serves anyone; it has nothing to re-assert yet.
-        let (_, epoch): (String, String) = enc
-            .register("", &random_id(), 0, lease.as_millis() as u64, false)
+        let ((_, epoch),): ((String, String),) = redis::pipe()
+            .add_command(enc.register("", &random_id(), 0, lease.as_millis() as u64, false))
+            .cmd("SREM")
+            .arg(format!("{}:rebuilding", scaling.prefix))
+            .arg(&node)
+            .ignore()
             .query(&mut con)
             .map_err(unreachable)?;
         let seen = Arc::new(Seen::default());
@@ -114,6 +119,7 @@ impl Cluster {
             .map_err(|e| ClusterError::Thread(e.to_string()))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
+        let up = Arc::new(AtomicBool::new(true));
         let cmd_loop = CommandLoop::new(
             client,
             con,
@@ -126,6 +132,7 @@ impl Cluster {
                 settle: SETTLE_WAIT,
             },
             queued.clone(),
+            up.clone(),
             seen,
             ctl_tx,
             epoch,
@@ -142,6 +149,7 @@ impl Cluster {
             lease,
             tx,
             queued,
+            up,
             max_bytes: scaling.buffer_bytes,
             thread: Mutex::new(Some(thread)),
         }))
@@ -202,6 +210,12 @@ impl Cluster {
     /// Whether the queue is over its bound.
     pub fn congested(&self) -> bool {
         self.queued.load(Ordering::Relaxed) > self.max_bytes
+    }
+
+    /// Whether Redis takes operations as they come: otherwise they are held, and a publish
+    /// is answered without waiting for Redis.
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
     }
 
     /// Bytes queued and held for Redis.

@@ -269,6 +269,7 @@ pub fn fact_keys(con: &mut redis::Connection) -> Vec<String> {
     let mut k: Vec<String> = redis::cmd("KEYS").arg("t:*").query(con).unwrap();
     k.retain(|k| {
         !(k == "t:epoch"
+            || k == "t:rebuilding"
             || k == "t:nodes"
             || k.starts_with("t:nop:")
             || k.starts_with("t:node:")

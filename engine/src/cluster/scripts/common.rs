@@ -152,6 +152,7 @@ local function app_list(from)
 end
 local function reap(n, events, sc, apps, drop_inbox)
   redis.call('SREM', P .. ':nodes', n)
+  redis.call('SREM', P .. ':rebuilding', n)
   local counted = {}
   local f = redis.call('HGETALL', P .. ':nsubs:' .. n)
   for i = 1, #f, 2 do

@@ -23,7 +23,9 @@
 ///   as new joins.
 ///
 /// Except in `continue`, whatever is left under the node's id goes first, silently (nothing
-/// is, unless a re-assertion was interrupted), and the node starts from scratch.
+/// is, unless a re-assertion was interrupted), and the node starts from scratch: it is in
+/// `{P}:rebuilding` until it has asserted its share (the other nodes wait for that before they
+/// send what they held, `super::super::command`).
 pub const REGISTER: &str = r#"
 local ek = P .. ':epoch'
 local ep = redis.call('GET', ek)
@@ -43,6 +45,7 @@ if mode ~= 'continue' then
   local apps, sc = app_list(8)
   reap(NODE, false, sc, apps, false)
   redis.call('SET', P .. ':nop:' .. NODE, ARGV[5])
+  redis.call('SADD', P .. ':rebuilding', NODE)
 end
 redis.call('SET', P .. ':node:' .. NODE, '1', 'PX', ARGV[6])
 redis.call('SADD', P .. ':nodes', NODE)
