@@ -117,22 +117,12 @@ for scenario in "${list[@]}"; do
       run_one "$label" "$bin" "$scenario" "$round"
     done
   done
-  python3 - "$OUT" "$scenario" "$(scenario_figures "$scenario")" <<'PY'
-import glob, json, statistics, sys
+  BENCH_DIR="$ROOT/bench" PYTHONDONTWRITEBYTECODE=1 python3 - "$OUT" "$scenario" "$(scenario_figures "$scenario")" <<'PY'
+import glob, os, statistics, sys
+sys.path.insert(0, os.environ['BENCH_DIR'])
+from figures import value as figure
 out, scenario, figures = sys.argv[1], sys.argv[2], sys.argv[3].split()
 
-def figure(path, name):
-    r = json.load(open(path))
-    if ':' in name:
-        label, field = name.split(':')
-        for l in r.get('latency', []):
-            if l.get('what', '').startswith(label):
-                return l.get(field)
-        return None
-    for m in r.get('metrics', []):
-        if m['name'] == name:
-            return m['value']
-    return None
 
 for name in figures:
     vals = {}

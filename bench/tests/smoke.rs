@@ -58,7 +58,8 @@ fn start_server() -> Server {
     )
 }
 
-/// Runs a scenario with `--smoke` and returns its JSON report.
+/// Runs a scenario with `--smoke` and returns its JSON report (against `server`'s WebSocket
+/// unless `extra` names `--ws-url`).
 fn bench(server: &Server, scenario: &str, extra: &[&str]) -> Value {
     let dir = std::env::temp_dir().join(format!(
         "ringcast-bench-smoke-{}-{scenario}",
@@ -67,9 +68,12 @@ fn bench(server: &Server, scenario: &str, extra: &[&str]) -> Value {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let svg = dir.join("chart.svg");
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
-        .arg(scenario)
-        .args(["--ws-url", &format!("ws://127.0.0.1:{}", server.port)])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"));
+    cmd.arg(scenario);
+    if !extra.contains(&"--ws-url") {
+        cmd.args(["--ws-url", &format!("ws://127.0.0.1:{}", server.port)]);
+    }
+    let out = cmd
         .args(["--api-url", &format!("http://127.0.0.1:{}", server.port)])
         .args(["--app-id", APP_ID, "--key", KEY, "--secret", SECRET])
         .args(["--pid", &server.child.id().to_string()])
@@ -146,6 +150,33 @@ fn connect_and_trigger_measure_rates() {
     let r = bench(&server, "trigger", &[]);
     assert!(metric(&r, "requests") > 0.0);
     assert_eq!(metric(&r, "errors"), 0.0);
+}
+
+#[test]
+fn presence_joins_and_subscribers_spread_over_several_urls() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "connect", &["--presence"]);
+    assert!(metric(&r, "handshakes") > 0.0);
+    assert_eq!(metric(&r, "failed"), 0.0);
+    assert!(
+        r["latency"][0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("presence join")
+    );
+    // The same server under two URLs stands for two nodes: the subscribers alternate.
+    let url = format!("ws://127.0.0.1:{}", server.port);
+    let pid = server.child.id().to_string();
+    let spread = bench(
+        &server,
+        "fanout",
+        &["--ws-url", &format!("{url},{url}"), "--cpu-pids", &pid],
+    );
+    assert_clean_delivery(&spread);
+    assert_eq!(spread["params"]["nodes"], 2, "{spread:#}");
+    assert!(metric(&spread, "server0_cpu_s") >= 0.0);
+    assert!(metric(&spread, "server1_cpu_ms_per_1000_broadcasts") >= 0.0);
 }
 
 #[test]

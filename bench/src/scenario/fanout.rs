@@ -72,10 +72,13 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
         .collect();
     let (rx, mut monitor) = launch(&fleet, common, subs, pubs, subscribers)?;
     let ops_before = shared.counters.ops.load(Ordering::SeqCst);
+    let published_before = shared.counters.published.load(Ordering::SeqCst);
+    let cpu = Cpu::sample(common);
     let run_start = monotonic_ns();
     shared.set_phase(Phase::Run);
     monitor.hold(Duration::from_secs_f64(duration));
     let elapsed = drain_and_finish(&mut monitor, &shared, Duration::from_secs(10), run_start);
+    let cpu = cpu.since(common);
     let outs = collect(&rx, threads, Duration::from_secs(30))?;
 
     let c = &shared.counters;
@@ -108,6 +111,16 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
         "requests",
     );
     report.metric("subscribers_per_channel", per_channel as f64, "");
+    report.param("nodes", fleet.target.nodes() as u64);
+    let broadcasts = (published - published_before).max(1) as f64;
+    for (name, seconds) in cpu {
+        report.metric(&format!("{name}_cpu_s"), seconds, "s");
+        report.metric(
+            &format!("{name}_cpu_ms_per_1000_broadcasts"),
+            seconds * 1e6 / broadcasts,
+            "ms",
+        );
+    }
     report.metric("elapsed", elapsed, "s");
     if let Some(ceiling_rate) = ceiling {
         report.metric("ceiling_deliveries_per_sec", ceiling_rate, "1/s");
@@ -126,4 +139,40 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
     );
     monitor.finish(&mut report);
     Ok(report)
+}
+
+/// CPU time of the processes the options name: the servers (`--pid`, `--cpu-pids`) and Redis
+/// (`--redis-pid`), as (name, seconds) pairs.
+struct Cpu(Vec<(String, f64)>);
+
+impl Cpu {
+    fn named(common: &crate::cli::Common) -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        for (i, pid) in common.pid.iter().chain(&common.cpu_pids).enumerate() {
+            out.push((format!("server{i}"), *pid));
+        }
+        if let Some(pid) = common.redis_pid {
+            out.push(("redis".to_string(), pid));
+        }
+        out
+    }
+
+    fn sample(common: &crate::cli::Common) -> Cpu {
+        Cpu(Self::named(common)
+            .into_iter()
+            .filter_map(|(n, pid)| Some((n, crate::procfs::cpu_seconds(pid)?)))
+            .collect())
+    }
+
+    /// The CPU each process used since this sample.
+    fn since(self, common: &crate::cli::Common) -> Vec<(String, f64)> {
+        let now = Cpu::sample(common);
+        self.0
+            .into_iter()
+            .filter_map(|(n, before)| {
+                let after = now.0.iter().find(|(m, _)| *m == n)?.1;
+                Some((n, after - before))
+            })
+            .collect()
+    }
 }

@@ -870,9 +870,13 @@ impl CommandLoop {
                 return self.go_down(Vec::new());
             }
         };
-        let Some(beat) = Beat::parse(reply) else {
+        if reply == redis::Value::Array(vec![redis::Value::Int(0)]) {
             // Not registered: reaped while this node was stopped or cut off, or the data lost.
             return self.rejoin(Vec::new());
+        }
+        let Some(beat) = Beat::parse(reply) else {
+            tracing::warn!("a heartbeat's reply was not understood");
+            return;
         };
         for (i, n) in beat.others.into_iter().enumerate() {
             if i < self.apps.len() {
