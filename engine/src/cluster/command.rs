@@ -115,6 +115,8 @@ pub struct CommandLoop {
     pub epoch: String,
     dialer: Dialer,
     op: u64,
+    /// The highest operation number Redis answered.
+    answered: u64,
     phase: Phase,
     held: VecDeque<Held>,
     recent: Ring,
@@ -231,6 +233,7 @@ impl CommandLoop {
             inbox,
             epoch,
             op: 0,
+            answered: 0,
             phase: Phase::Up,
             held: VecDeque::new(),
             recent: Ring::new(max_bytes),
@@ -417,7 +420,7 @@ impl CommandLoop {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "a cluster script failed");
-                    self.release(h.cost);
+                    self.failed(h);
                 }
             }
         }
@@ -441,6 +444,7 @@ impl CommandLoop {
     /// An operation Redis ran (or had run).
     fn done(&mut self, mut h: Held, reply: &redis::Value) {
         self.release(h.cost);
+        self.answered = self.answered.max(h.op);
         if matches!(reply, redis::Value::Int(ALREADY)) {
             tracing::debug!(op = h.op, "Redis had already run this operation");
         }
@@ -469,6 +473,35 @@ impl CommandLoop {
                 let _ = tx.send(answer(AskKind::of(&q), reply, &self.limits));
             }
             _ => {}
+        }
+    }
+
+    /// An operation Redis refused (out of memory, say): a join is refused on its worker, so
+    /// that its subscriber hears of it; anything else is dropped (a publish's API request
+    /// answers 503).
+    fn failed(&mut self, h: Held) {
+        self.release(h.cost);
+        if let Command::Owner(w, OwnerMsg::Join(j)) = h.cmd {
+            let frame = ringcast_protocol::pusher::event::ServerEvent::SubscriptionError {
+                channel: j.channel.as_str(),
+                error_type: "ClusterUnavailable",
+                error: "The cluster's Redis refused the subscription; subscribe again",
+                status: 503,
+            }
+            .to_frame();
+            let refusal = crate::state::msg::JoinAnswer {
+                conn: j.conn,
+                seq: j.seq,
+                app: j.app,
+                channel: j.channel,
+                user: None,
+                accepted: false,
+                frames: vec![frame],
+            };
+            self.mesh.send(
+                w,
+                crate::mesh::MeshMsg::Shard(crate::state::msg::ShardMsg::JoinAnswer(refusal)),
+            );
         }
     }
 
@@ -552,6 +585,7 @@ impl CommandLoop {
                 floor,
                 self.timing.lease.as_millis() as u64,
                 self.interrupted.is_some(),
+                self.answered,
             )
             .query(con)?;
         let changed = epoch != self.epoch;
@@ -622,7 +656,7 @@ impl CommandLoop {
             }
         }
         let mut pipe = redis::pipe();
-        for c in rebuild::assert_calls(&self.enc, mode, &totals) {
+        for c in rebuild::assert_calls(&self.enc, mode, &totals, self.answered) {
             pipe.add_command(c);
         }
         // Asserted: the other nodes may send this node what they held.
@@ -778,7 +812,9 @@ impl CommandLoop {
         self.resume(replay);
     }
 
-    /// Up again: `first`, then what was held, in order.
+    /// Up again: `first`, then what was held, in order. Then the node's highest applied
+    /// operation is at least the highest Redis ever answered it, as it is when nothing was lost
+    /// (REGISTER takes a lower one for data Redis lost).
     fn resume(&mut self, first: Vec<Held>) {
         tracing::info!("this node's share of the cluster is back in Redis");
         self.phase = Phase::Up;
@@ -786,6 +822,13 @@ impl CommandLoop {
         let mut ops = first;
         ops.extend(self.held.drain(..));
         self.execute(ops);
+        if matches!(self.phase, Phase::Up) {
+            let mut raise = self.enc.call(super::scripts::ScriptId::Assert);
+            raise.arg("silent").arg("h").arg(self.answered);
+            let mut pipe = redis::pipe();
+            pipe.add_command(raise);
+            self.run_checked(pipe);
+        }
     }
 
     /// The heartbeat, the reconnection and the settling, when due.

@@ -91,7 +91,7 @@ impl Cluster {
         let lease = scaling.lease();
         // The node registers before it serves anyone; it has nothing to re-assert yet.
         let ((_, epoch),): ((String, String),) = redis::pipe()
-            .add_command(enc.register("", &random_id(), 0, lease.as_millis() as u64, false))
+            .add_command(enc.register("", &random_id(), 0, lease.as_millis() as u64, false, 0))
             .cmd("SREM")
             .arg(format!("{}:rebuilding", scaling.prefix))
             .arg(&node)

@@ -141,8 +141,9 @@ fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
-/// The ASSERT calls that write `t`.
-pub fn assert_calls(enc: &Encoder, mode: Mode, t: &Totals) -> Vec<redis::Cmd> {
+/// The ASSERT calls that write `t`; after a loud assertion, also the one that raises the
+/// node's highest applied operation to `answered`, the highest Redis had answered it.
+pub fn assert_calls(enc: &Encoder, mode: Mode, t: &Totals, answered: u64) -> Vec<redis::Cmd> {
     let app_id = |a: AppIdx| b(&enc.apps.get(a).cfg.id);
     let mut records = Vec::new();
     for ((app, _), (ch, n)) in &t.subs {
@@ -195,6 +196,10 @@ pub fn assert_calls(enc: &Encoder, mode: Mode, t: &Totals) -> Vec<redis::Cmd> {
             b(watcher),
             b(&n.to_string()),
         ]);
+    }
+    if mode == Mode::Loud {
+        // (Silent: the recent publishes are sent again, which the number REGISTER set lets.)
+        records.push(vec![b("h"), b(&answered.to_string())]);
     }
     chunked(enc, ScriptId::Assert, &[mode.arg()], records)
 }

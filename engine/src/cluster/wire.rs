@@ -379,7 +379,8 @@ impl Encoder {
     }
 
     /// The REGISTER call: the epoch this node knows, a fresh one for a Redis without any, the
-    /// operation number to start from, the lease, and whether to start from scratch anyway.
+    /// operation number to start from, the lease, whether to start from scratch anyway, and
+    /// the highest operation number Redis answered this node.
     pub fn register(
         &self,
         known: &str,
@@ -387,13 +388,15 @@ impl Encoder {
         floor: u64,
         lease_ms: u64,
         force: bool,
+        answered: u64,
     ) -> redis::Cmd {
         let mut c = self.call(ScriptId::Register);
         c.arg(known)
             .arg(fresh)
             .arg(floor)
             .arg(lease_ms)
-            .arg(if force { "1" } else { "0" });
+            .arg(if force { "1" } else { "0" })
+            .arg(answered);
         self.app_triples(&mut c);
         c
     }

@@ -12,6 +12,8 @@
 //   client is disconnected, each node's own subscribers keep getting what is posted to it,
 //   and once Redis is back every subscriber has every accepted event exactly once and in
 //   each publisher's order; subscriptions, members and counts are back in Redis.
+// - Redis dropping every connection (CLIENT KILL) and keeping its data: the nodes reconnect and
+//   send what they held, each operation applied once, with nothing to re-assert.
 // - Redis frozen (SIGSTOP) while a publisher floods a node: the node holds what Redis must
 //   carry within its buffer (RINGCAST_CLUSTER_BUFFER_BYTES), answers 503 with a JSON body
 //   beyond it, its memory stays bounded, and once Redis runs again every accepted event
@@ -252,6 +254,53 @@ describe('Redis restarted empty under steady publishing', () => {
       0,
       'no member is announced again',
     );
+  });
+});
+
+describe('Redis dropping every connection and keeping its data', () => {
+  const { it } = faultCluster({ nodes: 2 });
+
+  it('is a blip: what was held goes out once, nothing is re-asserted, nothing repeats', async ({
+    nodes,
+    redis,
+    defer,
+  }) => {
+    const [a, b] = nodes;
+    const ch = 'fault-blip';
+    const subs = [...(await subscribers(a, defer, ch, 2)), ...(await subscribers(b, defer, ch, 2))];
+    let running = true;
+    const accepted = [[], []];
+    const publisher = async (p, node) => {
+      const sdk = sdkFor(node);
+      for (let i = 0; running; ) {
+        const r = await apiCall(sdk.trigger(ch, 'seq', { p, i }));
+        if (r.status === 200) accepted[p].push(i++);
+        else await sleep(20);
+      }
+    };
+    const publishers = [publisher(0, a), publisher(1, b)];
+    for (let k = 0; k < 3; k++) {
+      await sleep(700);
+      await redis.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    }
+    await sleep(1500);
+    running = false;
+    await Promise.all(publishers);
+    const total = accepted[0].length + accepted[1].length;
+    for (const s of subs) await eventually(() => eventsOf(s, 'seq', ch).length >= total, 'every accepted event', 20_000);
+    await sleep(1000);
+    for (const [i, s] of subs.entries()) {
+      const got = eventsOf(s, 'seq', ch);
+      assert.equal(got.length, total, `subscriber ${i}: no duplicates`);
+      for (const p of [0, 1]) {
+        assert.deepEqual(got.filter((e) => e.p === p).map((e) => e.i), accepted[p], `subscriber ${i}, publisher ${p}`);
+      }
+    }
+    for (const n of nodes) {
+      assert.match(n.output(), /reconnected to Redis/);
+      assert.doesNotMatch(n.output(), /re-asserting/, 'Redis kept everything: nothing to re-assert');
+    }
+    assert.equal(await subscriptions(b, ch), 4);
   });
 });
 

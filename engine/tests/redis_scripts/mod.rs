@@ -100,7 +100,7 @@ impl Node {
     /// Registers the node (REGISTER) and answers its mode and the epoch.
     pub fn register(&self, con: &mut redis::Connection, known: &str) -> (String, String) {
         self.enc
-            .register(known, "e1", self.op.get(), 30_000, false)
+            .register(known, "e1", self.op.get(), 30_000, false, self.op.get())
             .query(con)
             .unwrap()
     }

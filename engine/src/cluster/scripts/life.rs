@@ -8,7 +8,8 @@
 
 /// REGISTER: 3 the epoch this node knows ('' for none), 4 a fresh epoch to use if Redis has
 /// none, 5 the operation number to start from, 6 the lease in milliseconds, 7 '1' to start
-/// from scratch even when still registered, 8 on: the app triples.
+/// from scratch even when still registered, 8 the highest operation number Redis answered
+/// this node, 9 on: the app triples.
 ///
 /// `{P}:epoch` names the data set: a Redis that restarted without persistence (or was
 /// flushed) has none, and the first node to register after that writes a new one. Returns
@@ -16,8 +17,10 @@
 ///
 /// - `continue`: the same data set and the node is still registered (a connection that broke
 ///   and came back, a Redis that was only slow): everything the node contributed is there.
-/// - `silent`: another data set. What every node contributed is gone, and every node puts its
-///   own back without events, since every client already saw those members and counts.
+/// - `silent`: another data set, or this one without the last operations Redis answered the
+///   node (a Redis restored from an older snapshot). What the node contributed is gone or
+///   stale, and it puts its own back without events, since every client already saw those
+///   members and counts.
 /// - `loud`: the same data set, but the node is not registered: its lease expired and a
 ///   survivor reaped it, sending `member_removed` for its members. It comes back with events,
 ///   as new joins.
@@ -37,12 +40,16 @@ local mode
 if ep ~= ARGV[3] then
   mode = 'silent'
 elseif registered() and ARGV[7] ~= '1' then
-  mode = 'continue'
+  if tonumber(redis.call('GET', P .. ':nop:' .. NODE)) < tonumber(ARGV[8]) then
+    mode = 'silent'
+  else
+    mode = 'continue'
+  end
 else
   mode = 'loud'
 end
 if mode ~= 'continue' then
-  local apps, sc = app_list(8)
+  local apps, sc = app_list(9)
   reap(NODE, false, sc, apps, false)
   redis.call('SET', P .. ':nop:' .. NODE, ARGV[5])
   redis.call('SADD', P .. ':rebuilding', NODE)
@@ -58,7 +65,9 @@ return {mode, ep}
 ///   when off);
 /// - `m` app, channel, user, its connections, `user_info`, the `member_added` frame;
 /// - `u` app, user, its signed-in connections, the watchlist frame saying it came online;
-/// - `w` app, watched user, watcher, the watcher's connections.
+/// - `w` app, watched user, watcher, the watcher's connections;
+/// - `h` an operation number: the node's highest applied one is raised to it (after a loud
+///   assertion, the operations Redis answered before the reap are not sent again).
 ///
 /// Adds this node's share of each fact. A `loud` assertion sends what new joins would: the
 /// member's `member_added` to the other nodes (this node's own clients never saw it leave),
@@ -100,6 +109,12 @@ while i <= #ARGV do
     redis.call('HINCRBY', P .. ':watch:' .. app .. ':' .. watched, watcher, c)
     redis.call('HINCRBY', P .. ':nwatch:' .. NODE, watch_field(app, watched, watcher), c)
     i = i + 5
+  elseif t == 'h' then
+    local k = P .. ':nop:' .. NODE
+    if tonumber(redis.call('GET', k)) < tonumber(ARGV[i + 1]) then
+      redis.call('SET', k, ARGV[i + 1])
+    end
+    i = i + 2
   else
     return redis.error_reply('ASSERT: unknown record ' .. tostring(t))
   end
