@@ -2,20 +2,24 @@
 # Measures ringcast's scale-out on one machine, in one session: the same fan-out and presence
 # joins against a lone node, one node of a cluster and two nodes of a cluster on one Redis,
 # alternating, for several rounds; prints the medians, the ratios to the lone node, and Redis's
-# CPU time per 1,000 broadcasts (from /proc/<redis pid>/stat).
+# CPU time per 1,000 broadcasts (from its INFO cpu, to the microsecond).
 #
-#   bench/cluster.sh [--rounds N] [--short]
+#   bench/cluster.sh [--rounds N] [--figures max,rate2,many,join] [--short]
 #
-# Configurations (every node: --workers 2, the app of the environment below):
-#   lone   one node, scaling off
-#   one    one node with scaling on, on a Redis of its own (Debian's redis-server, persistence off)
-#   two    two nodes with scaling on, on one Redis: the subscribers split over both (round robin),
-#          the publisher on the first
+# Configurations (the app of the environment below):
+#   lone   one node, --workers 2, scaling off
+#   one    one node, --workers 2, scaling on, on a Redis of its own (Debian's redis-server,
+#          persistence off)
+#   two    two nodes, --workers 1 each (the same two cores, split), scaling on, on one Redis:
+#          the subscribers split over both (round robin), the publisher on the first
 # Figures:
 #   max    fanout --connections 10000 --channels 1 --payload 100 --duration 10
-#          deliveries_per_sec, redis_cpu_ms_per_1000_broadcasts
-#   rate4  the same at --rate 4 (4 broadcasts a second, 40,000 deliveries a second)
-#          end-to-end p50 and p99 (ms)
+#          deliveries_per_sec, end-to-end p99, and the CPU of Redis and of the nodes per 1,000
+#          broadcasts (net of what they use with nothing published, sampled for 2 s first)
+#   rate2  the same at --rate 2 (2 broadcasts a second, 20,000 deliveries a second: below the
+#          maximum of every configuration), end-to-end p50 and p99 (ms)
+#   many   fanout --connections 1000 --channels 100 --payload 100 --duration 10: many small
+#          broadcasts, for Redis's CPU per broadcast
 #   join   connect --presence --concurrency 16 --duration 10 (each loop a presence channel of
 #          its own, joined as a new user; connections spread over the nodes)
 #          presence join p50 and p99 (ms), joins per second
@@ -25,13 +29,15 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS=3
+FIGURES="max,rate2,many,join"
 SHORT=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift 2 ;;
+    --figures) FIGURES="$2"; shift 2 ;;
     --short) SHORT=1; ROUNDS=1; shift ;;
-    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "usage: bench/cluster.sh [--rounds N] [--short]" >&2; exit 2 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "usage: bench/cluster.sh [--rounds N] [--figures ...] [--short]" >&2; exit 2 ;;
   esac
 done
 
@@ -57,7 +63,8 @@ trap cleanup EXIT
 figure_args() {
   case "$1" in
     max) [[ $SHORT == 1 ]] && echo "fanout --smoke --channels 1" || echo "fanout --connections 10000 --channels 1 --payload 100 --duration 10" ;;
-    rate4) [[ $SHORT == 1 ]] && echo "fanout --smoke --channels 1 --rate 4" || echo "fanout --connections 10000 --channels 1 --payload 100 --duration 10 --rate 4" ;;
+    rate2) [[ $SHORT == 1 ]] && echo "fanout --smoke --channels 1 --rate 2" || echo "fanout --connections 10000 --channels 1 --payload 100 --duration 10 --rate 2" ;;
+    many) [[ $SHORT == 1 ]] && echo "fanout --smoke --channels 10" || echo "fanout --connections 1000 --channels 100 --payload 100 --duration 10" ;;
     join) [[ $SHORT == 1 ]] && echo "connect --smoke --presence" || echo "connect --presence --concurrency 16 --duration 10" ;;
   esac
 }
@@ -78,6 +85,9 @@ start_config() {
   REDIS_PID=""
   local scaling=()
   if [[ $config != lone ]]; then
+    # Removed first: the shell truncates a redirected file only once the child runs, and the
+    # wait below must not find the last run's lines.
+    rm -f "$OUT/redis.log"
     redis-server --bind 127.0.0.1 --port "$BASE" --save '' --appendonly no --dir "$OUT" \
       >"$OUT/redis.log" 2>&1 &
     REDIS_PID=$!
@@ -90,12 +100,13 @@ start_config() {
     [[ $ready == 1 ]] || { echo "redis-server did not start: $(cat "$OUT/redis.log")" >&2; return 1; }
     scaling=(--scaling --redis-port "$BASE")
   fi
-  local n=1
-  [[ $config == two ]] && n=2
+  local n=1 workers=2
+  [[ $config == two ]] && n=2 workers=1
   WS=""
   for i in $(seq "$n"); do
     local port=$((BASE + i))
-    "$BIN" start --host 127.0.0.1 --port "$port" --workers 2 "${scaling[@]}" >"$OUT/node$i.log" 2>&1 &
+    rm -f "$OUT/node$i.log"
+    "$BIN" start --host 127.0.0.1 --port "$port" --workers "$workers" "${scaling[@]}" >"$OUT/node$i.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     NODE_PIDS+=("$pid")
@@ -111,11 +122,13 @@ run_one() {
   start_config "$config"
   local extra=(--pid "${NODE_PIDS[0]}")
   [[ ${#NODE_PIDS[@]} -gt 1 ]] && extra+=(--cpu-pids "${NODE_PIDS[1]}")
-  [[ -n "$REDIS_PID" ]] && extra+=(--redis-pid "$REDIS_PID")
+  [[ -n "$REDIS_PID" ]] && extra+=(--redis-addr "127.0.0.1:$BASE")
   # shellcheck disable=SC2046
   "$BENCH_BIN" $(figure_args "$figure") --ws-url "$WS" --api-url "$API" "${extra[@]}" \
     --quiet --json "$json" >"$OUT/bench.$figure.$config.$round.log" 2>&1 ||
     echo "  ($config $figure round $round: the generator reported a failed check; see $OUT/bench.$figure.$config.$round.log)"
+  # Where Redis spent it: the scripts (EVALSHA) and the inbox reads (XREAD), per command.
+  [[ -n "$REDIS_PID" ]] && redis-cli -p "$BASE" info commandstats >"$OUT/redis.$figure.$config.$round.txt" 2>/dev/null || true
   cleanup
 }
 
@@ -123,7 +136,8 @@ echo "ringcast:   $BIN"
 echo "machine:    $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "load:       $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) before the runs"
 echo "rounds:     $ROUNDS, the configurations alternating; reports in $OUT"
-for figure in max rate4 join; do
+IFS=',' read -r -a figure_list <<<"$FIGURES"
+for figure in "${figure_list[@]}"; do
   for round in $(seq "$ROUNDS"); do
     # Rotate which configuration goes first, so that a drift of the machine hits all alike.
     case $((round % 3)) in
@@ -147,16 +161,35 @@ out = sys.argv[1]
 rows = [
     ('max', 'deliveries_per_sec', 'deliveries/s at the maximum rate'),
     ('max', 'end-to-end:p99_ms', 'end-to-end p99 at the maximum rate (ms)'),
-    ('max', 'redis_cpu_ms_per_1000_broadcasts', 'Redis CPU per 1,000 broadcasts (ms)'),
-    ('max', 'server0_cpu_ms_per_1000_broadcasts', 'first node CPU per 1,000 broadcasts (ms)'),
-    ('max', 'server1_cpu_ms_per_1000_broadcasts', 'second node CPU per 1,000 broadcasts (ms)'),
+    ('max', 'redis_cpu_ms_per_1000_broadcasts_net', 'Redis CPU per 1,000 broadcasts, net (ms)'),
+    ('max', 'redis_idle_cpu_ms_per_s', 'Redis CPU with nothing published (ms/s)'),
+    ('max', 'server0_cpu_ms_per_1000_broadcasts_net', 'first node CPU per 1,000 broadcasts, net (ms)'),
+    ('max', 'server1_cpu_ms_per_1000_broadcasts_net', 'second node CPU per 1,000 broadcasts, net (ms)'),
     ('max', 'lost', 'lost'),
-    ('rate4', 'end-to-end:p50_ms', 'end-to-end p50 at 4 broadcasts/s (ms)'),
-    ('rate4', 'end-to-end:p99_ms', 'end-to-end p99 at 4 broadcasts/s (ms)'),
+    ('rate2', 'end-to-end:p50_ms', 'end-to-end p50 at 2 broadcasts/s (ms)'),
+    ('rate2', 'end-to-end:p99_ms', 'end-to-end p99 at 2 broadcasts/s (ms)'),
+    ('many', 'publishes_per_sec', 'broadcasts/s, 100 channels x 10 subscribers'),
+    ('many', 'redis_cpu_ms_per_1000_broadcasts_net', 'Redis CPU per 1,000 of those, net (ms)'),
     ('join', 'presence join:p50_ms', 'presence join p50 (ms)'),
     ('join', 'presence join:p99_ms', 'presence join p99 (ms)'),
     ('join', 'handshakes_per_sec', 'presence joins/s (16 at a time)'),
 ]
+def commandstat(path, cmd):
+    for line in open(path):
+        if line.startswith(f'cmdstat_{cmd}:'):
+            f = dict(kv.split('=') for kv in line.strip().split(':', 1)[1].split(','))
+            return float(f['usec_per_call']), int(f['calls'])
+    return None
+
+for fig in ('max', 'many'):
+    for config in ('one', 'two'):
+        for cmd in ('evalsha', 'xread'):
+            got = [commandstat(p, cmd) for p in sorted(glob.glob(f'{out}/redis.{fig}.{config}.*.txt'))]
+            got = [g for g in got if g]
+            if got:
+                print(f'{fig:5} {config:4} Redis {cmd:8}: {statistics.median(g[0] for g in got):6.2f} us a call (median), '
+                      f'{statistics.median(g[1] for g in got):8.0f} calls a run')
+
 print()
 print(f"{'figure':44} {'lone':>10} {'one':>10} {'two':>10} {'one/lone':>9} {'two/lone':>9} {'two/one':>8}")
 for fig, name, what in rows:

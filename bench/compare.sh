@@ -89,6 +89,7 @@ scenario_figures() {
 run_one() {
   local label="$1" bin="$2" scenario="$3" round="$4"
   local json="$OUT/$scenario.$label.$round.json"
+  rm -f "$OUT/server.log"
   "$bin" start --host 127.0.0.1 --port "$PORT" --workers 2 >"$OUT/server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do

@@ -77,9 +77,15 @@ pub struct Common {
     /// whose CPU time (/proc/PID/stat) the fan-out reports per 1,000 broadcasts.
     #[arg(long, value_delimiter = ',')]
     pub cpu_pids: Vec<u32>,
-    /// The Redis server's process id, whose CPU time the fan-out reports per 1,000 broadcasts.
+    /// The Redis server's process id, whose CPU time the fan-out reports per 1,000 broadcasts,
+    /// also net of what every process named uses with nothing published (sampled for 2 s
+    /// before the run).
     #[arg(long)]
     pub redis_pid: Option<u32>,
+    /// The Redis server's address (`host:port`): its CPU time is then read from its
+    /// `INFO cpu`, to the microsecond, instead of `/proc/PID/stat`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub redis_addr: Option<String>,
     /// Seconds of measurement (per-scenario default; 2 with --smoke).
     #[arg(long)]
     pub duration: Option<f64>,

@@ -71,6 +71,13 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
         })
         .collect();
     let (rx, mut monitor) = launch(&fleet, common, subs, pubs, subscribers)?;
+    // What the processes use with nothing published (Redis's and the nodes' heartbeats and
+    // polls), so that a broadcast's own cost can be told from it.
+    let idle = (common.redis_pid.is_some() || common.redis_addr.is_some()).then(|| {
+        let before = Cpu::sample(common);
+        std::thread::sleep(IDLE_WINDOW);
+        before.since(common)
+    });
     let ops_before = shared.counters.ops.load(Ordering::SeqCst);
     let published_before = shared.counters.published.load(Ordering::SeqCst);
     let cpu = Cpu::sample(common);
@@ -120,6 +127,19 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
             seconds * 1e6 / broadcasts,
             "ms",
         );
+        let idle_rate = idle
+            .as_ref()
+            .and_then(|i| i.iter().find(|(n, _)| *n == name))
+            .map(|(_, s)| s / IDLE_WINDOW.as_secs_f64());
+        if let Some(rate) = idle_rate {
+            report.metric(&format!("{name}_idle_cpu_ms_per_s"), rate * 1e3, "ms");
+            let net = (seconds - rate * elapsed).max(0.0);
+            report.metric(
+                &format!("{name}_cpu_ms_per_1000_broadcasts_net"),
+                net * 1e6 / broadcasts,
+                "ms",
+            );
+        }
     }
     report.metric("elapsed", elapsed, "s");
     if let Some(ceiling_rate) = ceiling {
@@ -141,27 +161,26 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
+/// How long the processes' CPU is sampled with nothing published, before the run.
+const IDLE_WINDOW: Duration = Duration::from_secs(2);
+
 /// CPU time of the processes the options name: the servers (`--pid`, `--cpu-pids`) and Redis
-/// (`--redis-pid`), as (name, seconds) pairs.
+/// (`--redis-addr` or `--redis-pid`), as (name, seconds) pairs.
 struct Cpu(Vec<(String, f64)>);
 
 impl Cpu {
-    fn named(common: &crate::cli::Common) -> Vec<(String, u32)> {
+    fn sample(common: &crate::cli::Common) -> Cpu {
         let mut out = Vec::new();
         for (i, pid) in common.pid.iter().chain(&common.cpu_pids).enumerate() {
-            out.push((format!("server{i}"), *pid));
+            out.extend(crate::procfs::cpu_seconds(*pid).map(|s| (format!("server{i}"), s)));
         }
-        if let Some(pid) = common.redis_pid {
-            out.push(("redis".to_string(), pid));
-        }
-        out
-    }
-
-    fn sample(common: &crate::cli::Common) -> Cpu {
-        Cpu(Self::named(common)
-            .into_iter()
-            .filter_map(|(n, pid)| Some((n, crate::procfs::cpu_seconds(pid)?)))
-            .collect())
+        let redis = match (&common.redis_addr, common.redis_pid) {
+            (Some(addr), _) => crate::redis_info::cpu_seconds(addr),
+            (None, Some(pid)) => crate::procfs::cpu_seconds(pid),
+            (None, None) => None,
+        };
+        out.extend(redis.map(|s| ("redis".to_string(), s)));
+        Cpu(out)
     }
 
     /// The CPU each process used since this sample.
