@@ -22,9 +22,17 @@
 //! | `sent` | a frame for one connection (a reply, a confirmation, an owner's answer) |
 //! | `deliveries` | a channel publish or a user frame handed to a subscriber, in the fan-out |
 //! | `closes` | a connection starts closing, by close code; one that vanished without a close counts as 1006 |
+//!
+//! Beside the per-app counters, each worker keeps what a metrics scrape asks for as well
+//! ([`ops`]: refused upgrades by reason, API requests by route, status and latency; [`wire`]:
+//! frames and bytes its sockets took), and answers a scrape with a [`scrape::MetricsReport`].
+
+pub mod ops;
+pub mod scrape;
+pub mod wire;
 
 use std::collections::VecDeque;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ids::{AppIdx, ShardId};
 use crate::state::msg::{Channel, Question, UserId};
@@ -105,6 +113,7 @@ pub struct CloseRecord {
 pub struct Stats {
     apps: Vec<AppCounters>,
     recent: VecDeque<CloseRecord>,
+    ops: ops::OpsCounters,
 }
 
 impl Stats {
@@ -113,6 +122,14 @@ impl Stats {
         Stats {
             apps: vec![AppCounters::default(); apps],
             recent: VecDeque::with_capacity(RECENT_CLOSES),
+            ops: ops::OpsCounters::default(),
+        }
+    }
+
+    /// Makes room for `apps` apps (a configuration reload added some).
+    pub fn grow(&mut self, apps: usize) {
+        if self.apps.len() < apps {
+            self.apps.resize(apps, AppCounters::default());
         }
     }
 
@@ -167,6 +184,22 @@ impl Stats {
     /// A fan-out handed one frame to `n` connections of `app`.
     pub fn delivered(&mut self, app: AppIdx, n: u64) {
         self.app(app).deliveries += n;
+    }
+
+    /// A WebSocket upgrade was refused.
+    pub fn handshake_failed(&mut self, why: ops::HandshakeFailure) {
+        self.ops.handshake_failed(why);
+    }
+
+    /// The HTTP API answered `method path` (below the prefix) with `response` after `took`.
+    pub fn api_request(&mut self, method: &str, path: &str, response: &[u8], took: Duration) {
+        let route = ops::ApiRoute::of(method, path);
+        self.ops.api_request(route, ops::status_of(response), took);
+    }
+
+    /// Refused upgrades and API requests so far.
+    pub fn ops(&self) -> &ops::OpsCounters {
+        &self.ops
     }
 
     /// The counters of `app`.

@@ -4,6 +4,7 @@
 //! Redis that lost its data, then SETTLE).
 
 mod redis_scripts;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;

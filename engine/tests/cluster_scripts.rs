@@ -4,6 +4,7 @@
 //! The nodes' life (registering, reaping, re-asserting) is `cluster_life.rs`.
 
 mod redis_scripts;
+mod support;
 
 use std::time::Duration;
 

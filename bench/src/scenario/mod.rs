@@ -67,6 +67,10 @@ pub fn target(common: &Common, sockets: usize) -> Result<Target, BenchError> {
         sockets.div_ceil(1 + more_ws.len()),
         common.source_addrs,
     )?;
+    let tls = match &common.ca_file {
+        Some(f) => Some(crate::stream::TlsClient::new(f)?),
+        None => None,
+    };
     Ok(Target {
         ws,
         more_ws,
@@ -75,6 +79,7 @@ pub fn target(common: &Common, sockets: usize) -> Result<Target, BenchError> {
         key: common.key.clone(),
         secret: common.secret.clone(),
         sources,
+        tls,
     })
 }
 

@@ -42,13 +42,13 @@ use crossbeam_channel::{Receiver, Sender};
 use ringcast_protocol::Limits;
 
 use super::decode::answer;
-use super::link::to_all;
+use super::health::{Connection, Health};
+use super::link::{AppTable, to_all};
 use super::outbox::{Held, Recent, Ring};
 use super::rebuild::{self, Cut, Followups, Mode, Totals};
 use super::scripts::{ALREADY, NOT_REGISTERED};
 use super::seen::Seen;
 use super::wire::{AskKind, Command, Encoder};
-use crate::app::Apps;
 use crate::ids::AppIdx;
 use crate::mesh::Mesh;
 use crate::state::msg::{OwnerMsg, Snapshot};
@@ -102,7 +102,10 @@ enum Phase {
 pub struct CommandLoop {
     pub con: Option<redis::Connection>,
     pub enc: Encoder,
-    pub apps: Arc<Apps>,
+    /// The app table, replaced by a reload; the encoder takes it anew for every batch.
+    pub table: Arc<AppTable>,
+    /// Where the thread records its connection's state and round trips.
+    pub health: Arc<Health>,
     pub mesh: Mesh,
     pub limits: Limits,
     pub timing: Timing,
@@ -208,7 +211,8 @@ impl CommandLoop {
         client: redis::Client,
         con: redis::Connection,
         enc: Encoder,
-        apps: Arc<Apps>,
+        table: Arc<AppTable>,
+        health: Arc<Health>,
         mesh: Mesh,
         limits: Limits,
         timing: Timing,
@@ -223,7 +227,8 @@ impl CommandLoop {
             dialer: Dialer::start(client),
             con: Some(con),
             enc,
-            apps,
+            table,
+            health,
             mesh,
             limits,
             timing,
@@ -272,6 +277,9 @@ impl CommandLoop {
                 }
                 default(wait) => {}
             }
+            // After the receive: a command about an app that a reload added was queued after
+            // the reload set the table.
+            self.enc.apps = self.table.current();
             let mut ready = Vec::with_capacity(batch.len());
             let mut stop = None;
             for cmd in batch.drain(..) {
@@ -393,8 +401,12 @@ impl CommandLoop {
         let Some(con) = self.con.as_mut() else {
             return self.go_down(sent);
         };
+        let started = Instant::now();
         let replies = match query_pipe(con, &pipe) {
-            Ok(r) => r,
+            Ok(r) => {
+                self.health.round_trip(started.elapsed());
+                r
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "lost the connection to Redis");
                 return self.go_down(sent);
@@ -481,6 +493,7 @@ impl CommandLoop {
     /// answers 503).
     fn failed(&mut self, h: Held) {
         self.release(h.cost);
+        self.health.failed(1);
         if let Command::Owner(w, OwnerMsg::Join(j)) = h.cmd {
             let frame = ringcast_protocol::pusher::event::ServerEvent::SubscriptionError {
                 channel: j.channel.as_str(),
@@ -549,6 +562,7 @@ impl CommandLoop {
     /// The connection is lost: `unapplied` may or may not have run.
     fn go_down(&mut self, unapplied: Vec<Held>) {
         self.up.store(false, Ordering::Relaxed);
+        self.health.lost(Connection::Commands);
         self.con = None;
         self.take_over(unapplied);
         self.phase = Phase::Down;
@@ -875,6 +889,7 @@ impl CommandLoop {
                     down_for_secs = since.elapsed().as_secs(),
                     "reconnected to Redis"
                 );
+                self.health.up(Connection::Commands);
                 self.con = Some(c);
                 self.lost_since = None;
                 self.tried_at = None;
@@ -906,8 +921,12 @@ impl CommandLoop {
         let Some(con) = self.con.as_mut() else {
             return;
         };
+        let started = Instant::now();
         let reply: redis::Value = match cmd.query(con) {
-            Ok(v) => v,
+            Ok(v) => {
+                self.health.heartbeat(started.elapsed());
+                v
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "lost the connection to Redis");
                 return self.go_down(Vec::new());
@@ -921,9 +940,10 @@ impl CommandLoop {
             tracing::warn!("a heartbeat's reply was not understood");
             return;
         };
+        let apps = &self.enc.apps;
         for (i, n) in beat.others.into_iter().enumerate() {
-            if i < self.apps.len() {
-                self.apps.get(AppIdx(i as u32)).set_others(n);
+            if i < apps.len() {
+                apps.get(AppIdx(i as u32)).set_others(n);
             }
         }
         for n in &beat.reaped {

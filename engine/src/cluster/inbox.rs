@@ -19,12 +19,17 @@
 //! set's epoch (`{P}:epoch`): a Redis that lost its data (a restart without persistence, a
 //! flush) starts new streams, which are read from their beginning.
 //!
+//! The thread runs until the link stops (`Cluster::stop`), which it sees within one blocking
+//! read: a process that goes on after it served (the supervisor of a restart) keeps no Redis
+//! connection open.
+//!
 //! When the command thread re-asserts the node's share of the facts, it asks this thread for a
 //! fence ([`InboxCtl::Fence`]): between two reads, with everything read so far handed to the
 //! workers, the thread asks every worker for its snapshot. No answer to a join read before can
 //! then reach a worker after its snapshot was taken.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -32,23 +37,48 @@ use ringcast_protocol::Limits;
 
 use super::command::{InboxCtl, connect};
 use super::decode::{Decoder, Delivery, Fields};
-use super::link::to_all;
+use super::health::{Connection, Health};
+use super::link::{AppTable, to_all};
 use super::seen::Seen;
-use crate::app::Apps;
 use crate::ids::ShardId;
 use crate::mesh::{Mesh, MeshMsg};
 
 /// Most entries read per `XREAD`.
 const COUNT: usize = 1000;
-/// How long one `XREAD` blocks when the stream has nothing new, in milliseconds.
-const BLOCK_MS: u64 = 1000;
+/// How long one `XREAD` blocks when the stream has nothing new.
+pub const BLOCK: Duration = Duration::from_millis(1000);
 /// How often read entries are trimmed from the stream and the epoch is read.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// Whose stream the thread reads.
+pub struct Where<'a> {
+    /// The key prefix.
+    pub prefix: &'a str,
+    /// This node's id.
+    pub node: &'a str,
+    /// The data set the node registered in.
+    pub epoch: &'a str,
+}
+
+/// What the inbox thread shares with the link.
+pub struct Shared {
+    /// The app table, replaced by a reload.
+    pub table: Arc<AppTable>,
+    /// Where the thread records its connection's state.
+    pub health: Arc<Health>,
+    /// Set when the link stops.
+    pub stop: Arc<AtomicBool>,
+    /// The publishes delivered here, with the command thread.
+    pub seen: Arc<Seen>,
+    /// The command thread's requests.
+    pub ctl: Receiver<InboxCtl>,
+}
 
 /// The inbox thread's state.
 pub struct InboxLoop {
     client: redis::Client,
     con: Option<redis::Connection>,
+    shared: Shared,
     key: String,
     epoch_key: String,
     /// The data set the stream belongs to, as last read.
@@ -58,8 +88,6 @@ pub struct InboxLoop {
     dec: Decoder,
     mesh: Mesh,
     max_mesh: usize,
-    seen: Arc<Seen>,
-    ctl: Receiver<InboxCtl>,
     trimmed_at: Instant,
     logged_at: Option<Instant>,
 }
@@ -67,53 +95,57 @@ pub struct InboxLoop {
 type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 
 impl InboxLoop {
-    /// The thread of node `node`'s stream in data set `epoch`, delivering to the workers of
-    /// `mesh`.
-    #[allow(clippy::too_many_arguments)]
+    /// The thread of the stream of `at`, delivering to the workers of `mesh`.
     pub fn new(
         client: redis::Client,
         con: redis::Connection,
-        prefix: &str,
-        node: &str,
-        epoch: &str,
-        apps: Arc<Apps>,
+        at: Where<'_>,
+        shared: Shared,
         mesh: Mesh,
         limits: &Limits,
-        seen: Arc<Seen>,
-        ctl: Receiver<InboxCtl>,
     ) -> InboxLoop {
         InboxLoop {
             client,
             con: Some(con),
-            key: format!("{prefix}:inbox:{node}"),
-            epoch_key: format!("{prefix}:epoch"),
-            epoch: Some(epoch.to_string()),
+            key: format!("{}:inbox:{}", at.prefix, at.node),
+            epoch_key: format!("{}:epoch", at.prefix),
+            epoch: Some(at.epoch.to_string()),
             last: "0".into(),
             dec: Decoder {
-                apps,
+                apps: shared.table.current(),
                 limits: limits.clone(),
             },
+            shared,
             max_mesh: limits.max_mesh_bytes,
             mesh,
-            seen,
-            ctl,
             trimmed_at: Instant::now(),
             logged_at: None,
         }
     }
 
-    /// Reads and delivers until the process exits.
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// Reads and delivers until the link stops.
     pub fn run(mut self) {
-        loop {
+        while !self.stopped() {
             self.answer_ctl();
             while (0..self.mesh.len()).any(|i| self.mesh.queued(ShardId(i as u16)) > self.max_mesh)
             {
+                if self.stopped() {
+                    return;
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
             let entries = match self.read() {
-                Ok(e) => e,
+                Ok(e) => {
+                    self.shared.health.up(Connection::Inbox);
+                    e
+                }
                 Err(e) => {
                     self.con = None;
+                    self.shared.health.lost(Connection::Inbox);
                     if self
                         .logged_at
                         .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
@@ -126,6 +158,9 @@ impl InboxLoop {
                     continue;
                 }
             };
+            // After the read: an entry about an app that a reload added was written after
+            // the reload set the table (or it is another node's, as racy as its reload).
+            self.dec.apps = self.shared.table.current();
             self.deliver(entries);
             if self.trimmed_at.elapsed() >= TRIM_EVERY {
                 self.trimmed_at = Instant::now();
@@ -136,7 +171,7 @@ impl InboxLoop {
 
     /// Acts on the command thread's requests (everything read is already with the workers).
     fn answer_ctl(&mut self) {
-        while let Ok(InboxCtl::Fence) = self.ctl.try_recv() {
+        while let Ok(InboxCtl::Fence) = self.shared.ctl.try_recv() {
             for i in 0..self.mesh.len() {
                 self.mesh.send(ShardId(i as u16), MeshMsg::Snapshot);
             }
@@ -147,7 +182,7 @@ impl InboxLoop {
         if entries.is_empty() {
             return;
         }
-        let mut seen = self.seen.lock();
+        let mut seen = self.shared.seen.lock();
         for (id, fields) in entries {
             for d in self.dec.decode(&Fields(&fields)) {
                 match d {
@@ -222,7 +257,7 @@ impl InboxLoop {
             .arg("COUNT")
             .arg(COUNT)
             .arg("BLOCK")
-            .arg(BLOCK_MS)
+            .arg(BLOCK.as_millis() as u64)
             .arg("STREAMS")
             .arg(&self.key)
             .arg(&self.last)

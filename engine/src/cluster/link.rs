@@ -10,17 +10,24 @@
 //! so a slow Redis slows the clients down instead of growing memory. The bytes stay counted
 //! until Redis has run the command, so what the command thread holds while Redis is
 //! unreachable is inside the same bound.
+//!
+//! Both cluster threads read the app table through one [`AppTable`], which a configuration
+//! reload replaces ([`Cluster::set_apps`]) before it hands the new table to the workers: a
+//! command about an app the reload added is queued after that, so the command thread, which
+//! takes the table anew for every batch, always knows the app it names. Both threads record
+//! the state of their connection and the round trips in [`Health`], which `/metrics` shows.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use ringcast_protocol::Limits;
 
 use super::ClusterError;
 use super::command::{CommandLoop, InboxCtl, Timing, connect, random_id};
+use super::health::{Connection, Health, HealthReport};
 use super::seen::Seen;
 use super::wire::{Command, Encoder};
 use crate::app::Apps;
@@ -37,6 +44,33 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 /// this node sends what it held.
 pub const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
+/// The app table the cluster threads read; a reload replaces it.
+#[derive(Debug)]
+pub struct AppTable(RwLock<Arc<Apps>>);
+
+impl AppTable {
+    /// A table holding `apps`.
+    pub fn new(apps: Arc<Apps>) -> AppTable {
+        AppTable(RwLock::new(apps))
+    }
+
+    /// The current table.
+    pub fn current(&self) -> Arc<Apps> {
+        match self.0.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the table.
+    pub fn set(&self, apps: Arc<Apps>) {
+        match self.0.write() {
+            Ok(mut a) => *a = apps,
+            Err(poisoned) => *poisoned.into_inner() = apps,
+        }
+    }
+}
+
 /// The link's shared half: what workers and the API call.
 pub struct Cluster {
     node: String,
@@ -47,7 +81,11 @@ pub struct Cluster {
     queued: Arc<AtomicUsize>,
     up: Arc<AtomicBool>,
     max_bytes: usize,
+    table: Arc<AppTable>,
+    health: Arc<Health>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    inbox_stop: Arc<AtomicBool>,
+    inbox_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -90,6 +128,7 @@ impl Cluster {
         enc.scripts.load(&mut con).map_err(unreachable)?;
         let lease = scaling.lease();
         // The node registers before it serves anyone; it has nothing to re-assert yet.
+        let registered_at = Instant::now();
         let ((_, epoch),): ((String, String),) = redis::pipe()
             .add_command(enc.register("", &random_id(), 0, lease.as_millis() as u64, false, 0))
             .cmd("SREM")
@@ -98,22 +137,35 @@ impl Cluster {
             .ignore()
             .query(&mut con)
             .map_err(unreachable)?;
+        let table = Arc::new(AppTable::new(apps));
+        let health = Arc::new(Health::default());
+        // The registration is the first heartbeat: it takes the lease.
+        health.heartbeat(registered_at.elapsed());
+        health.up(Connection::Commands);
         let seen = Arc::new(Seen::default());
         let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<InboxCtl>();
         let inbox_con = connect(&client).map_err(unreachable)?;
+        health.up(Connection::Inbox);
+        let inbox_stop = Arc::new(AtomicBool::new(false));
         let inbox = super::inbox::InboxLoop::new(
             client.clone(),
             inbox_con,
-            &scaling.prefix,
-            &node,
-            &epoch,
-            apps.clone(),
+            super::inbox::Where {
+                prefix: &scaling.prefix,
+                node: &node,
+                epoch: &epoch,
+            },
+            super::inbox::Shared {
+                table: table.clone(),
+                health: health.clone(),
+                stop: inbox_stop.clone(),
+                seen: seen.clone(),
+                ctl: ctl_rx,
+            },
             mesh.clone(),
             limits,
-            seen.clone(),
-            ctl_rx,
         );
-        std::thread::Builder::new()
+        let inbox_thread = std::thread::Builder::new()
             .name("ringcast-inbox".into())
             .spawn(move || inbox.run())
             .map_err(|e| ClusterError::Thread(e.to_string()))?;
@@ -124,7 +176,8 @@ impl Cluster {
             client,
             con,
             enc,
-            apps,
+            table.clone(),
+            health.clone(),
             mesh,
             limits.clone(),
             Timing {
@@ -151,8 +204,33 @@ impl Cluster {
             queued,
             up,
             max_bytes: scaling.buffer_bytes,
+            table,
+            health,
             thread: Mutex::new(Some(thread)),
+            inbox_stop,
+            inbox_thread: Mutex::new(Some(inbox_thread)),
         }))
+    }
+
+    /// Gives both cluster threads a reloaded app table. Call it before the workers get the
+    /// table, so that no command names an app the command thread does not know.
+    pub fn set_apps(&self, apps: Arc<Apps>) {
+        self.table.set(apps);
+    }
+
+    /// The state of the Redis connections and the round trips so far.
+    pub fn health(&self) -> HealthReport {
+        self.health.report()
+    }
+
+    /// Bytes queued for the command thread and held for Redis.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The queue's bound (`buffer_bytes`).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// This node's id in the cluster.
@@ -218,22 +296,37 @@ impl Cluster {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// Bytes queued and held for Redis.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-
     /// Runs what is queued, leaves the cluster (lease, counts and inbox removed) and stops the
-    /// command thread, waiting at most `wait`.
-    pub fn stop(&self, wait: Duration) {
+    /// command and inbox threads, waiting at most `wait` (plus the inbox thread's one blocking
+    /// read). Says whether both threads have ended: their Redis connections are then closed.
+    pub fn stop(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         self.push(Command::Stop(ack_tx));
-        if ack_rx.recv_timeout(wait).is_ok()
-            && let Ok(mut t) = self.thread.lock()
-            && let Some(t) = t.take()
-        {
-            let _ = t.join();
-        }
+        self.inbox_stop.store(true, Ordering::Release);
+        let commands = ack_rx.recv_timeout(wait).is_ok()
+            && self
+                .thread
+                .lock()
+                .ok()
+                .and_then(|mut t| t.take())
+                .is_some_and(|t| t.join().is_ok());
+        let inbox_deadline = deadline.max(Instant::now()) + super::inbox::BLOCK;
+        let inbox = self
+            .inbox_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take())
+            .is_some_and(|t| {
+                while !t.is_finished() {
+                    if Instant::now() > inbox_deadline {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                t.join().is_ok()
+            });
+        commands && inbox
     }
 }
 

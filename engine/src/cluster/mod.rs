@@ -117,6 +117,7 @@
 
 pub mod command;
 pub mod decode;
+pub mod health;
 pub mod inbox;
 pub mod link;
 pub mod outbox;

@@ -1,13 +1,12 @@
 //! Helpers of the script tests (`cluster_scripts.rs`, `cluster_life.rs`): a real
-//! `redis-server` (Debian's, started on a free loopback port with persistence off), nodes
+//! `redis-server` (`support/redis_server.rs`: Debian's, on a free loopback port with
+//! persistence off), nodes
 //! made of the link's own encoder with an operation counter, and the inboxes read back with
 //! the link's own decoder, without any ringcast process.
 #![allow(dead_code)]
 
 use std::cell::Cell;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringcast::app::Apps;
@@ -21,48 +20,21 @@ use ringcast_protocol::Limits;
 use ringcast_protocol::pusher::channel::ChannelName;
 use ringcast_protocol::pusher::socket_id::SocketId;
 
-/// The `redis-server` process, stopped on drop.
-pub struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::redis_server::RedisServer;
 
 pub struct Redis {
     pub con: redis::Connection,
-    _server: Server,
+    _server: RedisServer,
 }
 
+/// A Redis of its own, with the scripts loaded.
 pub fn redis() -> Redis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Server(
-        Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server)"),
-    );
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut con) = client.get_connection() {
-            Scripts::default().load(&mut con).unwrap();
-            return Redis {
-                con,
-                _server: server,
-            };
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    let server = RedisServer::start();
+    let mut con = server.connection().unwrap();
+    Scripts::default().load(&mut con).unwrap();
+    Redis {
+        con,
+        _server: server,
     }
 }
 
