@@ -116,6 +116,7 @@ scenario_figures() {
 run_one() {
   local label="$1" bin="$2" scenario="$3" round="$4"
   local json="$OUT/$scenario.$label.$round.json"
+  rm -f "$OUT/server.log"
   local extra=() scraper="" urls=(--ws-url "ws://127.0.0.1:$PORT" --api-url "http://127.0.0.1:$PORT")
   [[ $METRICS == 1 && $label == current ]] && extra=(--metrics-addr "127.0.0.1:$((PORT + 1))")
   if [[ $TLS == 1 && $label == current ]]; then
@@ -167,32 +168,24 @@ for scenario in "${list[@]}"; do
       run_one "$label" "$bin" "$scenario" "$round"
     done
   done
-  python3 - "$OUT" "$scenario" "$(scenario_figures "$scenario")" <<'PY'
-import glob, json, statistics, sys
+  BENCH_DIR="$ROOT/bench" PYTHONDONTWRITEBYTECODE=1 python3 - "$OUT" "$scenario" "$(scenario_figures "$scenario")" <<'PY'
+import glob, os, statistics, sys
+sys.path.insert(0, os.environ['BENCH_DIR'])
+from figures import value
 out, scenario, figures = sys.argv[1], sys.argv[2], sys.argv[3].split()
 
 TICK_US = 1e6 / float(__import__('os').sysconf('SC_CLK_TCK'))
 
 def figure(path, name):
-    r = json.load(open(path))
     if name in ('cpu_us_per_delivery', 'cpu_us_per_handshake'):
         try:
             ticks = float(open(path[:-len('.json')] + '.cpu').read())
         except (OSError, ValueError):
             return None
         count = 'delivered' if name == 'cpu_us_per_delivery' else 'handshakes'
-        done = next((m['value'] for m in r.get('metrics', []) if m['name'] == count), 0)
+        done = value(path, count)
         return ticks * TICK_US / done if done else None
-    if ':' in name:
-        label, field = name.split(':')
-        for l in r.get('latency', []):
-            if l.get('what', '').startswith(label):
-                return l.get(field)
-        return None
-    for m in r.get('metrics', []):
-        if m['name'] == name:
-            return m['value']
-    return None
+    return value(path, name)
 
 for name in figures:
     vals = {}

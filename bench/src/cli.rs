@@ -46,7 +46,8 @@ pub enum Scenario {
 /// Options every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// WebSocket URL of the server (the `/app/{key}` path is added).
+    /// WebSocket URL of the server (the `/app/{key}` path is added); several, separated by
+    /// commas, spread the clients over the nodes of a cluster, round robin.
     #[arg(
         long,
         env = "RINGCAST_BENCH_WS_URL",
@@ -76,6 +77,19 @@ pub struct Common {
     /// Server process id, to sample its resident memory from /proc/PID/status.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Further server processes (the other nodes of a cluster) and a Redis, by process id,
+    /// whose CPU time (/proc/PID/stat) the fan-out reports per 1,000 broadcasts.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_pids: Vec<u32>,
+    /// The Redis server's process id, whose CPU time the fan-out reports per 1,000 broadcasts,
+    /// also net of what every process named uses with nothing published (sampled for 2 s
+    /// before the run).
+    #[arg(long)]
+    pub redis_pid: Option<u32>,
+    /// The Redis server's address (`host:port`): its CPU time is then read from its
+    /// `INFO cpu`, to the microsecond, instead of `/proc/PID/stat`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub redis_addr: Option<String>,
     /// Seconds of measurement (per-scenario default; 2 with --smoke).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -150,6 +164,11 @@ pub struct ConnectArgs {
     /// Connections in progress at once [default: 64; smoke 8].
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Join a presence channel (signed with the app's secret, one channel per loop) instead of
+    /// a public one, and report the join's latency alone: from the subscribe to the member
+    /// list.
+    #[arg(long)]
+    pub presence: bool,
 }
 
 /// `fanout`.

@@ -25,6 +25,31 @@ pub fn subscribe(channel: &str) -> Vec<u8> {
     out
 }
 
+/// `pusher:subscribe` to a presence channel as user `user`, signed with the app's `secret` for
+/// the connection's `socket_id`, as an auth endpoint would sign it.
+pub fn subscribe_presence(
+    channel: &str,
+    user: &str,
+    key: &str,
+    secret: &str,
+    socket_id: &str,
+) -> Vec<u8> {
+    let mut data = br#"{"user_id":"#.to_vec();
+    json::push_str(&mut data, user);
+    data.extend_from_slice(b"}");
+    let data = String::from_utf8(data).unwrap_or_default();
+    let auth =
+        ringcast_protocol::pusher::auth::channel_auth(key, secret, socket_id, channel, Some(&data));
+    let mut out = br#"{"event":"pusher:subscribe","data":{"channel":"#.to_vec();
+    json::push_str(&mut out, channel);
+    out.extend_from_slice(br#","auth":"#);
+    json::push_str(&mut out, &auth);
+    out.extend_from_slice(br#","channel_data":"#);
+    json::push_str(&mut out, &data);
+    out.extend_from_slice(b"}}");
+    out
+}
+
 /// `pusher:unsubscribe`.
 pub fn unsubscribe(channel: &str) -> Vec<u8> {
     let mut out = br#"{"event":"pusher:unsubscribe","data":{"channel":"#.to_vec();
@@ -170,7 +195,16 @@ impl PusherConn {
 
     /// Subscribes to `channel` and waits for the server's confirmation.
     pub async fn subscribe(&mut self, channel: &str) -> Result<(), BenchError> {
-        self.ws.send_text(&subscribe(channel)).await?;
+        self.send_subscribe(channel, &subscribe(channel)).await
+    }
+
+    /// Sends the subscription `message` for `channel` and waits for the server's confirmation.
+    pub async fn send_subscribe(
+        &mut self,
+        channel: &str,
+        message: &[u8],
+    ) -> Result<(), BenchError> {
+        self.ws.send_text(message).await?;
         loop {
             match self.next(&|| {}).await? {
                 Step::Event(Event::Subscribed(c)) if c == channel => return Ok(()),

@@ -222,6 +222,7 @@ mod tests {
     fn events_request_verifies_with_the_protocol_crate() {
         let target = Target {
             ws: Endpoint::parse("ws://127.0.0.1:1", "ws", 80).unwrap(),
+            more_ws: Vec::new(),
             api: Endpoint::parse("http://127.0.0.1:1", "http", 80).unwrap(),
             app_id: "42".into(),
             key: "key".into(),

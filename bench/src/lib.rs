@@ -26,7 +26,8 @@
 //! - [`ws`], [`client`], [`http`]: the client side of RFC 6455 (with the protocol crate's
 //!   framing and handshake key), Pusher and the API.
 //! - [`payload`], [`track`]: the self-checking payload and the per-subscriber checker.
-//! - [`stats`], [`procfs`], [`runner`]: counters, histograms, `/proc` samples, threads.
+//! - [`stats`], [`procfs`], [`redis_info`], [`runner`]: counters, histograms, `/proc` and
+//!   Redis `INFO` samples, threads.
 //! - [`report`], [`svg`]: the table, the JSON document and the chart.
 //! - [`scenario`]: one file per scenario.
 #![deny(unsafe_code)]
@@ -37,6 +38,7 @@ pub mod error;
 pub mod http;
 pub mod payload;
 pub mod procfs;
+pub mod redis_info;
 pub mod report;
 pub mod runner;
 pub mod scenario;

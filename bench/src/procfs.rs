@@ -39,6 +39,26 @@ pub fn parse_status(text: &str) -> Option<ProcMemory> {
     })
 }
 
+/// Clock ticks per second of `/proc/PID/stat`'s times: Linux's `USER_HZ`, 100 on every
+/// architecture it exposes to user space in that file.
+const USER_HZ: f64 = 100.0;
+
+/// Seconds of CPU (user and system) process `pid` has used, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    parse_stat_cpu(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line, in seconds. The command name (field 2) may hold
+/// spaces and parentheses, so the fields are counted after its last `)`.
+pub fn parse_stat_cpu(text: &str) -> Option<f64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state (3), ppid ... majflt ... then utime (14) and stime (15).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
 /// The TCP line of `/proc/net/sockstat`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SockStat {
@@ -147,5 +167,8 @@ mod tests {
         );
         assert!(process_memory("self").unwrap().rss > 0);
         assert!(sockstat().is_some());
+        assert!(cpu_seconds(std::process::id()).is_some());
+        let line = "12 (ring cast) S 1 12 12 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 1 1";
+        assert_eq!(parse_stat_cpu(line), Some(3.0));
     }
 }

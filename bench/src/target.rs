@@ -77,6 +77,10 @@ impl Endpoint {
 pub struct Target {
     /// WebSocket endpoint (`ws://host:port[/prefix]`).
     pub ws: Endpoint,
+    /// Further WebSocket endpoints: the other nodes of a cluster. Client socket `n` goes to
+    /// endpoint `n` modulo their number, `ws` being the first ([`Target::ws_for`]); they share
+    /// `ws`'s path.
+    pub more_ws: Vec<Endpoint>,
     /// HTTP API endpoint (`http://host:port[/prefix]`).
     pub api: Endpoint,
     /// App id.
@@ -104,6 +108,19 @@ impl Target {
             self.key,
             env!("CARGO_PKG_VERSION")
         )
+    }
+
+    /// The WebSocket endpoint of client socket `n`.
+    pub fn ws_for(&self, n: usize) -> &Endpoint {
+        match n % (1 + self.more_ws.len()) {
+            0 => &self.ws,
+            i => &self.more_ws[i - 1],
+        }
+    }
+
+    /// How many WebSocket endpoints (nodes) the clients are spread over.
+    pub fn nodes(&self) -> usize {
+        1 + self.more_ws.len()
     }
 
     /// The path of the trigger-events endpoint.
@@ -180,6 +197,7 @@ mod tests {
         let t = Target {
             api: Endpoint::parse("http://127.0.0.1:1/p", "http", 80).unwrap(),
             ws,
+            more_ws: vec![Endpoint::parse("ws://127.0.0.1:2", "ws", 80).unwrap()],
             app_id: "1".into(),
             key: "k".into(),
             secret: "s".into(),
@@ -189,6 +207,9 @@ mod tests {
         assert!(t.ws_request_path().starts_with("/app/k?protocol=7&"));
         assert_eq!(t.events_path(), "/p/apps/1/events");
         assert_eq!(t.source_for(3), None);
+        assert_eq!(t.nodes(), 2);
+        assert_eq!(t.ws_for(4).addr.port(), 1);
+        assert_eq!(t.ws_for(5).addr.port(), 2, "spread round robin");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct SocketOpts {
     pub reset_on_close: bool,
     /// `TCP_NODELAY`.
     pub nodelay: bool,
+    /// Which of the target's WebSocket endpoints to connect to ([`Target::ws_for`]).
+    pub node: usize,
 }
 
 /// Opens a TCP connection to `addr` with `opts`.
@@ -112,7 +114,8 @@ impl WsConn {
         read_buffer: usize,
         seed: u32,
     ) -> Result<Self, BenchError> {
-        let stream = crate::stream::connect(&target.ws, target.tls.as_ref(), opts).await?;
+        let ws = target.ws_for(opts.node);
+        let stream = crate::stream::connect(ws, target.tls.as_ref(), opts).await?;
         let mut conn = Self::from_stream(stream, read_buffer, seed);
         let mut nonce = [0u8; 16];
         for chunk in nonce.chunks_mut(4) {
@@ -122,7 +125,7 @@ impl WsConn {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            target.ws.host_header
+            ws.host_header
         );
         conn.write_raw(request.into_bytes()).await?;
         loop {

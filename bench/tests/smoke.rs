@@ -159,6 +159,36 @@ fn connect_and_trigger_measure_rates() {
 }
 
 #[test]
+fn presence_joins_and_subscribers_spread_over_several_urls() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_server();
+    let r = bench(&server, "connect", &["--presence"]);
+    assert!(metric(&r, "handshakes") > 0.0);
+    assert_eq!(metric(&r, "failed"), 0.0);
+    assert!(
+        r["latency"][0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("presence join")
+    );
+    // The same server under two URLs stands for two nodes: the subscribers alternate.
+    let url = format!("ws://127.0.0.1:{}", server.port);
+    let api = format!("http://127.0.0.1:{}", server.port);
+    let pid = server.child.id().to_string();
+    let spread = bench_at(
+        &server,
+        &format!("{url},{url}"),
+        &api,
+        "fanout",
+        &["--cpu-pids", &pid],
+    );
+    assert_clean_delivery(&spread);
+    assert_eq!(spread["params"]["nodes"], 2, "{spread:#}");
+    assert!(metric(&spread, "server0_cpu_s") >= 0.0);
+    assert!(metric(&spread, "server1_cpu_ms_per_1000_broadcasts") >= 0.0);
+}
+
+#[test]
 fn ceiling_is_measured_with_the_same_client() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start_server();

@@ -45,6 +45,9 @@ use crate::worker::Worker;
 
 /// How long a publish waits for room in a busy worker's inbox before it is refused with 503.
 pub const MESH_WAIT: Duration = Duration::from_millis(200);
+/// How long a publish in a cluster waits for Redis to run it before it is answered anyway
+/// (it stays queued for Redis).
+pub const CLUSTER_WAIT: Duration = Duration::from_millis(1000);
 
 /// How long a publish waits while a worker is behind on its fan-outs before it is refused with
 /// 503. Longer than [`MESH_WAIT`]: a fan-out in progress always frees its part within a few
@@ -54,6 +57,9 @@ pub const BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
 /// The 503's reason when a worker is behind on deliveries.
 const BEHIND: &str = "Server is over capacity: a worker is behind on deliveries, retry later";
+/// The 503's reason when the cluster link holds all it may for a slow or unreachable Redis.
+const REDIS_BEHIND: &str =
+    "Server is over capacity: the cluster's Redis is slow or unreachable, retry later";
 
 /// What a request still needs once it is authenticated.
 enum Plan {
@@ -96,8 +102,27 @@ pub async fn serve(
             if let Err(why) = reserve(worker, &effects).await {
                 return http::json_error(503, why, keep_alive);
             }
+            let done = worker.borrow_mut().apply_reserved(effects);
+            let up = worker
+                .borrow()
+                .shared
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.up());
+            if let Some(done) = done.filter(|_| up) {
+                // In a cluster the answer waits until Redis has run the publish, so that a
+                // publish made after it, through any node, comes after it everywhere. A Redis
+                // slower than that, or unreachable, leaves the publish queued or held (within
+                // the link's bound, so it is accepted): the answer then says only that.
+                if let Ok(Err(_)) = monoio::time::timeout(CLUSTER_WAIT, done).await {
+                    return http::json_error(
+                        503,
+                        "The cluster's Redis refused the event; retry later",
+                        keep_alive,
+                    );
+                }
+            }
             let mut w = worker.borrow_mut();
-            w.apply_reserved(effects);
             match then {
                 None => return http::json_ok(b"{}", keep_alive),
                 Some(then) => {
@@ -114,7 +139,15 @@ pub async fn serve(
     for rx in waits {
         match rx.await {
             Ok(a) => answers.push(a),
-            Err(_) => return http::json_error(503, "Server is shutting down", keep_alive),
+            Err(_) => {
+                let w = worker.borrow();
+                let why = if w.shared.cluster.is_some() && !w.shutting_down {
+                    "The cluster's Redis is unreachable; retry later"
+                } else {
+                    "Server is shutting down"
+                };
+                return http::json_error(503, why, keep_alive);
+            }
         }
     }
     let body = then.finish(answers);
@@ -127,9 +160,11 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
     let (mesh, costs) = {
         let w = worker.borrow();
         let mut costs = vec![0usize; w.shared.mesh.len()];
+        // In a cluster the publishes reach the workers from Redis, with the inbox's pace.
+        let clustered = w.shared.cluster.is_some();
         for e in effects {
             match e {
-                Effect::ToAll(msg) => {
+                Effect::ToAll(msg) if !clustered => {
                     for i in w.others() {
                         costs[i.0 as usize] += mesh::shard_msg_cost(msg);
                     }
@@ -152,6 +187,7 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
     let started = Instant::now();
     // The wait for room in the inboxes starts once no fan-out holds the request back.
     let mut deadline = None;
+    let mut why = BEHIND;
     loop {
         let (shutting_down, behind) = {
             let w = worker.borrow();
@@ -180,7 +216,7 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
         }
         if taken.len() == costs.iter().filter(|n| **n > 0).count() {
             match &cluster {
-                Some(c) if cluster_cost > 0 && !c.reserve(cluster_cost) => {}
+                Some(c) if cluster_cost > 0 && !c.reserve(cluster_cost) => why = REDIS_BEHIND,
                 _ => return Ok(()),
             }
         }
@@ -188,7 +224,7 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
             mesh.unreserve(to, n);
         }
         if Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + MESH_WAIT) {
-            return Err(BEHIND);
+            return Err(why);
         }
         monoio::time::sleep(Duration::from_millis(1)).await;
     }

@@ -6,7 +6,7 @@
 pub struct ShardId(pub u16);
 
 /// An app's index in the server's app table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AppIdx(pub u32);
 
 /// A connection's key in its worker's slab: the slot plus the generation the slot had when the

@@ -42,8 +42,11 @@
 //!    for its own; a publish is resolved by every worker against its own registry. In a cluster
 //!    of nodes ([`cluster`]) the owner of every one of these facts is Redis: each decision is
 //!    one Lua script, and what follows from it reaches each node through its one ordered inbox
-//!    stream. Workers reach Redis only through the cluster link's bounded queue and its two
-//!    threads, never directly and never waiting for it.
+//!    stream, this node's own publishes included. What a node contributes is recorded under
+//!    its id and lives with its lease: a survivor reaps a dead node in one script, and a node
+//!    that Redis forgot puts its share back from what its connections hold. Workers reach
+//!    Redis only through the cluster link's bounded queue and its threads, never directly
+//!    and never waiting for it.
 //! 8. **Time and randomness enter the protocol crate as arguments**, so its tests are
 //!    deterministic.
 //!
@@ -60,7 +63,9 @@
 //! `POST /apps/{id}/events` → [`api`] verifies the signature and parses the body → the frame is
 //! encoded once → the mesh carries the same `Bytes` to every other worker → each worker writes
 //! it to its subscribers with non-blocking `sendmsg` ([`sys`]), queueing only what a full socket
-//! did not take, and a writer task flushes several queued frames per system call.
+//! did not take, and a writer task flushes several queued frames per system call. In a cluster
+//! the frame goes to Redis once instead, and every interested node's inbox thread (this node's
+//! too) hands it to its workers in the order Redis ran the publishes.
 
 #![deny(unsafe_code)]
 

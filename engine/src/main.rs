@@ -73,6 +73,14 @@ enum Command {
         /// Redis database number, as REDIS_DB [default: 0]
         #[arg(long, value_name = "N")]
         redis_db: Option<i64>,
+        /// Seconds after its last heartbeat a silent node of the cluster is reaped by the
+        /// others, as RINGCAST_NODE_TIMEOUT; 3 to 3600 [default: 30]
+        #[arg(long, value_name = "SECS")]
+        node_timeout: Option<u64>,
+        /// Bytes of work for Redis held while Redis is slow or unreachable before the API
+        /// answers 503, as RINGCAST_CLUSTER_BUFFER_BYTES [default: 67108864]
+        #[arg(long, value_name = "BYTES")]
+        cluster_buffer_bytes: Option<usize>,
         /// Serve the operator dashboard at /dashboard (login with an app's id, key and
         /// secret; also RINGCAST_DASHBOARD=true or `dashboard = true`)
         #[arg(long)]
@@ -142,6 +150,8 @@ fn main() {
         redis_username,
         redis_password,
         redis_db,
+        node_timeout,
+        cluster_buffer_bytes,
         dashboard,
         metrics_addr,
         debug,
@@ -168,6 +178,8 @@ fn main() {
             username: redis_username,
             password: redis_password,
             db: redis_db,
+            node_timeout,
+            buffer_bytes: cluster_buffer_bytes,
         },
         operations: ringcast::config::FlagOperations {
             metrics_addr,

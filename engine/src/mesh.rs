@@ -62,6 +62,9 @@ pub enum MeshMsg {
     /// Second step: close every connection with 4200 after what is queued for it, and exit
     /// once drained.
     Drain,
+    /// A cluster node re-asserts its share of the facts: the receiving worker queues a
+    /// snapshot of its connections in the cluster link (`crate::cluster::rebuild`).
+    Snapshot,
     /// A request for the receiving worker's counters (`crate::stats`).
     Stats(
         crate::stats::Request,

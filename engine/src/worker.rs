@@ -321,13 +321,29 @@ impl Worker {
     }
 
     /// Carries out effects that a caller took from the shard itself (the API's publishes, whose
-    /// mesh room was reserved beforehand): messages for other workers go into that room.
-    pub fn apply_reserved(&mut self, effects: Vec<Effect>) {
-        // In a cluster the request's publishes and cache events cross Redis as one step.
-        if let Some(c) = &self.shared.cluster
-            && let Some(cmd) = crate::cluster::request(&effects)
-        {
-            c.send_reserved(cmd);
+    /// mesh room, or room in the cluster link, was reserved beforehand): messages for other
+    /// workers go into that room. In a cluster the request's publishes and cache events go to
+    /// Redis as one step, and every worker (this one too) gets them back through the node's
+    /// inbox, in the order Redis ran them; the receiver is told once Redis has.
+    pub fn apply_reserved(
+        &mut self,
+        effects: Vec<Effect>,
+    ) -> Option<futures_channel::oneshot::Receiver<()>> {
+        let mut done = None;
+        if let Some(c) = &self.shared.cluster {
+            if let Some((cmd, rx)) = crate::cluster::request(&effects) {
+                c.send_reserved(cmd);
+                done = Some(rx);
+            }
+            for e in effects {
+                match e {
+                    Effect::ToAll(ShardMsg::Publish { .. })
+                    | Effect::ToOwner(OwnerMsg::Cache { .. }) => {}
+                    other => self.apply(other),
+                }
+            }
+            self.run();
+            return done;
         }
         for e in effects {
             match e {
@@ -352,6 +368,7 @@ impl Worker {
             }
         }
         self.run();
+        done
     }
 
     /// Sends a message to every worker's shard, this one's included.
@@ -411,7 +428,7 @@ impl Worker {
                 OwnerRoute::Worker(to) => self.post(to, MeshMsg::Owner(msg)),
                 OwnerRoute::Cluster => {
                     if let Some(c) = &self.shared.cluster {
-                        c.send(Command::Owner(msg));
+                        c.send(Command::Owner(self.id, msg));
                     }
                 }
             },
@@ -487,6 +504,11 @@ impl Worker {
                 let _ = ack.send(());
             }
             MeshMsg::Drain => self.begin_drain(),
+            MeshMsg::Snapshot => {
+                if let Some(c) = &self.shared.cluster {
+                    c.send(Command::Snapshot(self.id, self.shard.snapshot()));
+                }
+            }
             MeshMsg::Stats(req, reply) => {
                 let _ = reply.send(self.stats_report(&req));
             }

@@ -1,165 +1,21 @@
-//! The cluster's Lua scripts against a real `redis-server` (Debian's, started on a free
-//! loopback port with persistence off), driven by the link's own encoder and read back with its
-//! own decoder, without any ringcast process: the lowest layer that can see the cluster-wide
-//! rules. Two node ids stand for two nodes.
+//! The cluster's Lua scripts of the workers' operations against a real `redis-server`,
+//! driven by the link's own encoder and read back with its own decoder, without any ringcast
+//! process: the lowest layer that can see the cluster-wide rules. Node ids stand for nodes.
+//! The nodes' life (registering, reaping, re-asserting) is `cluster_life.rs`.
 
-use std::sync::Arc;
-use std::time::Duration;
-
+mod redis_scripts;
 mod support;
 
-use bytes::Bytes;
-use ringcast::app::Apps;
-use ringcast::cluster::scripts::{COMMON, Scripts};
-use ringcast::cluster::wire::{self, Decoder, Delivery, Encoder, Fields};
-use ringcast::config::AppConfig;
-use ringcast::ids::{AppIdx, ConnKey, ShardId};
-use ringcast::state::msg::{Answer, Join, NodeInfo, OwnerMsg, Question, ShardMsg};
+use std::time::Duration;
+
+use ringcast::cluster::decode::answer;
+use ringcast::cluster::scripts::{ALREADY, COMMON, NOT_REGISTERED};
+use ringcast::cluster::wire::{self, AskKind};
+use ringcast::ids::{AppIdx, ShardId};
+use ringcast::state::msg::{Answer, NodeInfo, Question};
 use ringcast_protocol::Limits;
-use ringcast_protocol::pusher::channel::ChannelName;
-use ringcast_protocol::pusher::socket_id::SocketId;
-use support::redis_server::RedisServer;
 
-struct Redis {
-    con: redis::Connection,
-    _server: RedisServer,
-}
-
-fn redis() -> Redis {
-    let server = RedisServer::start();
-    let mut con = server.connection().unwrap();
-    Scripts::default().load(&mut con).unwrap();
-    Redis {
-        con,
-        _server: server,
-    }
-}
-
-fn apps() -> Arc<Apps> {
-    Arc::new(Apps::new(&[AppConfig {
-        id: "7".into(),
-        key: "k".into(),
-        secret: "s".into(),
-        subscription_count: true,
-        ..AppConfig::default()
-    }]))
-}
-
-fn encoder(apps: &Arc<Apps>, node: &str, max_members: usize) -> Encoder {
-    Encoder {
-        apps: apps.clone(),
-        prefix: "t".into(),
-        node: node.into(),
-        scripts: Scripts::default(),
-        max_members,
-    }
-}
-
-fn channel(name: &str) -> Arc<ChannelName> {
-    Arc::new(ChannelName::parse(name, &Limits::default()).unwrap())
-}
-
-fn join(name: &str, user: Option<&str>, slot: u32) -> OwnerMsg {
-    OwnerMsg::Join(Join {
-        app: AppIdx(0),
-        channel: channel(name),
-        from: ShardId(1),
-        conn: ConnKey {
-            slot,
-            generation: 3,
-        },
-        socket_id: SocketId::parse(&format!("{slot}.1")).unwrap(),
-        member: user.map(|u| (Arc::from(u), format!(r#"{{"name":"{u}"}}"#))),
-        reply: true,
-    })
-}
-
-fn leave(name: &str, user: Option<&str>) -> OwnerMsg {
-    OwnerMsg::Leave {
-        app: AppIdx(0),
-        channel: channel(name),
-        user: user.map(Arc::from),
-    }
-}
-
-/// Runs a command's script on `con`.
-fn run(enc: &Encoder, con: &mut redis::Connection, msg: OwnerMsg) -> redis::Value {
-    let (cmd, _) = enc.encode(wire::Command::Owner(msg)).unwrap();
-    cmd.query(con).unwrap()
-}
-
-/// An inbox entry: its id and its fields.
-type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
-
-/// Every entry of `node`'s inbox, decoded, and the inbox emptied.
-fn drain(con: &mut redis::Connection, node: &str, apps: &Arc<Apps>) -> Vec<Delivery> {
-    let key = format!("t:inbox:{node}");
-    let reply: Vec<Entry> = {
-        let raw: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg("-")
-            .arg("+")
-            .query(con)
-            .unwrap();
-        raw.into_iter()
-            .map(|(id, flat)| {
-                let pairs = flat
-                    .chunks_exact(2)
-                    .map(|p| (p[0].clone(), p[1].clone()))
-                    .collect();
-                (id, pairs)
-            })
-            .collect()
-    };
-    let _: () = redis::cmd("DEL").arg(&key).query(con).unwrap();
-    let dec = Decoder {
-        apps: apps.clone(),
-        limits: Limits::default(),
-    };
-    reply
-        .iter()
-        .flat_map(|(_, f)| dec.decode(&Fields(f)))
-        .collect()
-}
-
-/// What the deliveries are, as short strings: `answer:<first frame's event>`, or the event of
-/// each published frame.
-fn summary(ds: &[Delivery]) -> Vec<String> {
-    let event = |f: &Bytes| {
-        let header = match f[1] {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        let text = String::from_utf8_lossy(&f[header..]).into_owned();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let data = v["data"].as_str().unwrap_or("").to_string();
-        format!("{} {data}", v["event"].as_str().unwrap())
-    };
-    ds.iter()
-        .map(|d| match d {
-            Delivery::One(_, ShardMsg::JoinAnswer(a)) => format!(
-                "answer:{}{}",
-                if a.accepted { "" } else { "refused " },
-                event(&a.frames[0])
-            ),
-            Delivery::All(ShardMsg::Publish { frame, except, .. }) => {
-                format!(
-                    "{}{}",
-                    event(frame),
-                    except.map(|x| format!(" except {x}")).unwrap_or_default()
-                )
-            }
-            other => format!("{other:?}"),
-        })
-        .collect()
-}
-
-fn keys(con: &mut redis::Connection) -> Vec<String> {
-    let mut k: Vec<String> = redis::cmd("KEYS").arg("t:*").query(con).unwrap();
-    k.sort();
-    k
-}
+use redis_scripts::*;
 
 #[test]
 fn the_lua_frame_header_is_the_protocol_crates() {
@@ -184,10 +40,10 @@ fn the_lua_frame_header_is_the_protocol_crates() {
 fn presence_members_are_counted_per_user_across_nodes_and_leave_nothing_behind() {
     let mut r = redis();
     let apps = apps();
-    let (a, b) = (encoder(&apps, "a", 100), encoder(&apps, "b", 100));
+    let [a, b] = registered(&mut r.con, &apps, ["a", "b"], 100);
     let room = "presence-room";
 
-    run(&a, &mut r.con, join(room, Some("1"), 10));
+    a.run(&mut r.con, join(room, Some("1"), 10));
     let on_a = summary(&drain(&mut r.con, "a", &apps));
     assert_eq!(on_a.len(), 2, "{on_a:?}");
     assert!(on_a[0].starts_with("answer:pusher_internal:subscription_succeeded"));
@@ -197,7 +53,7 @@ fn presence_members_are_counted_per_user_across_nodes_and_leave_nothing_behind()
         "member_added skips the joiner: {on_a:?}"
     );
     // User 2 on node b: the answer to b, member_added to a (and to b, except the joiner).
-    run(&b, &mut r.con, join(room, Some("2"), 20));
+    b.run(&mut r.con, join(room, Some("2"), 20));
     let on_a = summary(&drain(&mut r.con, "a", &apps));
     assert_eq!(
         on_a,
@@ -215,27 +71,27 @@ fn presence_members_are_counted_per_user_across_nodes_and_leave_nothing_behind()
         "the other members on b hear of it too, not the joiner"
     );
     // User 2 again, on node a: no second member.
-    run(&a, &mut r.con, join(room, Some("2"), 11));
+    a.run(&mut r.con, join(room, Some("2"), 11));
     let on_a = summary(&drain(&mut r.con, "a", &apps));
     assert_eq!(on_a.len(), 1, "only the answer: {on_a:?}");
     assert!(drain(&mut r.con, "b", &apps).is_empty());
     // User 2 leaves node b: still on a, no member_removed.
-    run(&b, &mut r.con, leave(room, Some("2")));
+    b.run(&mut r.con, leave(room, Some("2")));
     assert!(drain(&mut r.con, "a", &apps).is_empty());
     // ... and node a: member_removed to a, the only interested node left.
-    run(&a, &mut r.con, leave(room, Some("2")));
+    a.run(&mut r.con, leave(room, Some("2")));
     assert_eq!(
         summary(&drain(&mut r.con, "a", &apps)),
         ["pusher_internal:member_removed {\"user_id\":\"2\"}"]
     );
     assert!(drain(&mut r.con, "b", &apps).is_empty());
-    run(&a, &mut r.con, leave(room, Some("1")));
+    a.run(&mut r.con, leave(room, Some("1")));
     assert!(
         drain(&mut r.con, "a", &apps).is_empty(),
         "nobody is left to tell"
     );
     assert_eq!(
-        keys(&mut r.con),
+        fact_keys(&mut r.con),
         Vec::<String>::new(),
         "nothing left in Redis"
     );
@@ -245,10 +101,10 @@ fn presence_members_are_counted_per_user_across_nodes_and_leave_nothing_behind()
 fn a_full_presence_channel_refuses_new_users_on_any_node_and_counts_nothing() {
     let mut r = redis();
     let apps = apps();
-    let (a, b) = (encoder(&apps, "a", 1), encoder(&apps, "b", 1));
+    let [a, b] = registered(&mut r.con, &apps, ["a", "b"], 1);
     let room = "presence-small";
-    run(&a, &mut r.con, join(room, Some("1"), 10));
-    run(&b, &mut r.con, join(room, Some("2"), 20));
+    a.run(&mut r.con, join(room, Some("1"), 10));
+    b.run(&mut r.con, join(room, Some("2"), 20));
     drain(&mut r.con, "a", &apps);
     let on_b = summary(&drain(&mut r.con, "b", &apps));
     assert_eq!(on_b.len(), 1);
@@ -257,13 +113,13 @@ fn a_full_presence_channel_refuses_new_users_on_any_node_and_counts_nothing() {
         "{on_b:?}"
     );
     // The member already in is welcome on another node.
-    run(&b, &mut r.con, join(room, Some("1"), 21));
+    b.run(&mut r.con, join(room, Some("1"), 21));
     let on_b = summary(&drain(&mut r.con, "b", &apps));
     assert!(on_b[0].starts_with("answer:pusher_internal:subscription_succeeded"));
-    run(&a, &mut r.con, leave(room, Some("1")));
-    run(&b, &mut r.con, leave(room, Some("1")));
+    a.run(&mut r.con, leave(room, Some("1")));
+    b.run(&mut r.con, leave(room, Some("1")));
     assert_eq!(
-        keys(&mut r.con),
+        fact_keys(&mut r.con),
         Vec::<String>::new(),
         "nothing left in Redis"
     );
@@ -273,13 +129,9 @@ fn a_full_presence_channel_refuses_new_users_on_any_node_and_counts_nothing() {
 fn counts_and_publishes_go_only_to_interested_nodes() {
     let mut r = redis();
     let apps = apps();
-    let (a, b, c) = (
-        encoder(&apps, "a", 100),
-        encoder(&apps, "b", 100),
-        encoder(&apps, "c", 100),
-    );
+    let [a, b, c] = registered(&mut r.con, &apps, ["a", "b", "c"], 100);
     let news = "news";
-    run(&a, &mut r.con, join(news, None, 1));
+    a.run(&mut r.con, join(news, None, 1));
     let on_a = summary(&drain(&mut r.con, "a", &apps));
     assert_eq!(on_a.len(), 2, "{on_a:?}");
     assert!(on_a[0].starts_with("answer:pusher_internal:subscription_succeeded"));
@@ -287,7 +139,7 @@ fn counts_and_publishes_go_only_to_interested_nodes() {
         on_a[1], "pusher_internal:subscription_count {\"subscription_count\":1}",
         "the count follows the answer in the joiner's log"
     );
-    run(&b, &mut r.con, join(news, None, 2));
+    b.run(&mut r.con, join(news, None, 2));
     for node in ["a", "b"] {
         let got = summary(&drain(&mut r.con, node, &apps));
         assert_eq!(
@@ -295,41 +147,48 @@ fn counts_and_publishes_go_only_to_interested_nodes() {
             "pusher_internal:subscription_count {\"subscription_count\":2}"
         );
     }
-    // A publish on c reaches a and b; one on a reaches b only (a delivers its own at once).
-    let publish = |enc: &Encoder, con: &mut redis::Connection, n: u8| {
+    // A publish reaches the nodes with subscribers, its own node's included (its subscribers
+    // take it in the order Redis ran it), with the origin and operation number.
+    let publish = |n: &Node, con: &mut redis::Connection, i: u8| {
         let frame = ringcast_protocol::ws::encode::text(
-            format!(r#"{{"event":"e","channel":"news","data":"{n}"}}"#).as_bytes(),
+            format!(r#"{{"event":"e","channel":"news","data":"{i}"}}"#).as_bytes(),
         );
-        let (cmd, _) = enc
-            .encode(wire::Command::Publish(vec![wire::Item {
-                app: AppIdx(0),
-                channel: channel(news),
-                frame,
-                except: None,
-                cache: None,
-            }]))
-            .unwrap();
-        let _: redis::Value = cmd.query(con).unwrap();
+        n.publish(con, news, frame)
     };
-    publish(&c, &mut r.con, 1);
-    publish(&a, &mut r.con, 2);
-    assert_eq!(summary(&drain(&mut r.con, "a", &apps)), ["e 1"]);
-    assert_eq!(summary(&drain(&mut r.con, "b", &apps)), ["e 1", "e 2"]);
+    assert_eq!(
+        publish(&c, &mut r.con, 1),
+        redis::Value::Int(0),
+        "no copy for c"
+    );
+    assert_eq!(
+        publish(&a, &mut r.con, 2),
+        redis::Value::Int(1),
+        "a copy for a"
+    );
+    assert_eq!(
+        summary(&drain(&mut r.con, "a", &apps)),
+        ["e 1 #1 from c", "e 2 #2 from a"]
+    );
+    assert_eq!(
+        summary(&drain(&mut r.con, "b", &apps)),
+        ["e 1 #1 from c", "e 2 #2 from a"]
+    );
     assert!(
         drain(&mut r.con, "c", &apps).is_empty(),
         "c has no subscriber"
     );
-    run(&a, &mut r.con, leave(news, None));
-    run(&b, &mut r.con, leave(news, None));
+    a.run(&mut r.con, leave(news, None));
+    b.run(&mut r.con, leave(news, None));
     drain(&mut r.con, "b", &apps);
-    assert_eq!(keys(&mut r.con), Vec::<String>::new());
+    assert_eq!(fact_keys(&mut r.con), Vec::<String>::new());
 }
 
 #[test]
 fn counts_over_a_hundred_subscriptions_are_throttled_and_the_last_one_still_arrives() {
     let mut r = redis();
     let apps = apps();
-    let a = encoder(&apps, "a", 100);
+    let a = node(&apps, "a", 100);
+    a.register(&mut r.con, "");
     let big = "big";
     let counts = |con: &mut redis::Connection| -> Vec<String> {
         summary(&drain(con, "a", &apps))
@@ -338,17 +197,17 @@ fn counts_over_a_hundred_subscriptions_are_throttled_and_the_last_one_still_arri
             .collect()
     };
     for i in 0..101 {
-        run(&a, &mut r.con, join(big, None, i));
+        a.run(&mut r.con, join(big, None, i));
     }
     let sent = counts(&mut r.con);
     assert_eq!(sent.len(), 101, "every count up to the first one over 100");
     assert!(sent[100].ends_with(":101}"), "{}", sent[100]);
     for i in 101..105 {
-        run(&a, &mut r.con, join(big, None, i));
+        a.run(&mut r.con, join(big, None, i));
     }
     assert!(counts(&mut r.con).is_empty(), "within the window: none");
     let heartbeat = |con: &mut redis::Connection| {
-        let _: redis::Value = a.heartbeat(30_000).query(con).unwrap();
+        a.heartbeat(con, 30_000);
     };
     heartbeat(&mut r.con);
     assert!(counts(&mut r.con).is_empty(), "the window has not passed");
@@ -370,13 +229,9 @@ fn counts_over_a_hundred_subscriptions_are_throttled_and_the_last_one_still_arri
 fn the_node_list_has_every_node_with_its_connections_and_what_is_left_of_its_lease() {
     let mut r = redis();
     let apps = apps();
-    let (a, b, c) = (
-        encoder(&apps, "aaaa", 10),
-        encoder(&apps, "bbbb", 10),
-        encoder(&apps, "cccc", 10),
-    );
-    for enc in [&a, &b, &c] {
-        let _: redis::Value = enc.heartbeat(30_000).query(&mut r.con).unwrap();
+    let [a, b, c] = registered(&mut r.con, &apps, ["aaaa", "bbbb", "cccc"], 10);
+    for n in [&a, &b, &c] {
+        n.heartbeat(&mut r.con, 30_000);
     }
     // Heartbeats with connections: b has 5, c's lease is short and expires; a says goodbye
     // after the others asked once.
@@ -386,17 +241,14 @@ fn the_node_list_has_every_node_with_its_connections_and_what_is_left_of_its_lea
         .arg(5)
         .query(&mut r.con)
         .unwrap();
-    let _: redis::Value = c.heartbeat(1).query(&mut r.con).unwrap();
+    c.heartbeat(&mut r.con, 1);
     std::thread::sleep(Duration::from_millis(20));
-    let ask = |enc: &Encoder, con: &mut redis::Connection| -> Vec<NodeInfo> {
+    let ask = |n: &Node, con: &mut redis::Connection| -> Vec<NodeInfo> {
         let (tx, _rx) = futures_channel::oneshot::channel();
         let q = Question::Nodes { app: AppIdx(0) };
-        let (cmd, then) = enc.encode(wire::Command::Ask(q, tx)).unwrap();
-        let reply: redis::Value = cmd.query(con).unwrap();
-        let wire::Then::Answer(kind, _) = then else {
-            panic!("a question is answered");
-        };
-        let Answer::Nodes(mut nodes) = wire::answer(kind, &reply, &Limits::default()) else {
+        let kind = AskKind::of(&q);
+        let reply = n.run_op(con, wire::Command::Ask(q, tx), 0);
+        let Answer::Nodes(mut nodes) = answer(kind, &reply, &Limits::default()) else {
             panic!("a node list");
         };
         nodes.sort_by(|x, y| x.id.cmp(&y.id));
@@ -413,7 +265,88 @@ fn the_node_list_has_every_node_with_its_connections_and_what_is_left_of_its_lea
     }
     assert_eq!(nodes[2].lease_ms_left, None, "an expired lease");
 
-    let _: redis::Value = a.goodbye().query(&mut r.con).unwrap();
+    let _: redis::Value = a.enc.goodbye().query(&mut r.con).unwrap();
     let ids: Vec<String> = ask(&c, &mut r.con).into_iter().map(|n| n.id).collect();
     assert_eq!(ids, ["bbbb", "cccc"], "a node that left is not listed");
+}
+
+#[test]
+fn an_operation_counts_once_and_only_for_a_registered_node() {
+    let mut r = redis();
+    let apps = apps();
+    let a = node(&apps, "a", 100);
+    let cmd = |slot| wire::Command::Owner(ShardId(1), join("presence-once", Some("1"), slot));
+    assert_eq!(
+        a.run_op(&mut r.con, cmd(1), 1),
+        redis::Value::Int(NOT_REGISTERED),
+        "an unregistered node changes nothing"
+    );
+    assert_eq!(fact_keys(&mut r.con), Vec::<String>::new());
+    assert!(
+        drain(&mut r.con, "a", &apps).is_empty(),
+        "and answers nobody"
+    );
+    a.register(&mut r.con, "");
+    assert_eq!(a.run_op(&mut r.con, cmd(1), 1), redis::Value::Int(1));
+    // Sent again after a broken connection: Redis had run it.
+    assert_eq!(a.run_op(&mut r.con, cmd(1), 1), redis::Value::Int(ALREADY));
+    assert_eq!(a.run_op(&mut r.con, cmd(2), 0), redis::Value::Int(ALREADY));
+    let npc: i64 = redis::cmd("HGET")
+        .arg("t:npc:a")
+        .arg("7\0presence-once\x001")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(npc, 1, "one connection, however often it was sent");
+    let answers = summary(&drain(&mut r.con, "a", &apps))
+        .into_iter()
+        .filter(|e| e.starts_with("answer:"))
+        .count();
+    assert_eq!(answers, 1, "one answer");
+}
+
+#[test]
+fn the_frames_built_in_lua_are_the_protocol_crates() {
+    use ringcast_protocol::pusher::event::ServerEvent;
+    let mut r = redis();
+    let mut lua = |body: &str, args: &[&str]| -> Vec<u8> {
+        let mut c = redis::cmd("EVAL");
+        c.arg(format!("{COMMON}{body}")).arg(0).arg("t").arg("n");
+        for a in args {
+            c.arg(*a);
+        }
+        c.query(&mut r.con).unwrap()
+    };
+    for user in ["1", "user@example.com", "Zo\u{eb}", "a\"b\\c", "x/y"] {
+        let got = lua(
+            "return removed_frame(ARGV[3], ARGV[4])",
+            &["presence-room", user],
+        );
+        let want = ServerEvent::MemberRemoved {
+            channel: "presence-room",
+            user_id: user,
+        }
+        .to_frame();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "member_removed of {user:?}"
+        );
+        let got = lua("return offline_frame(ARGV[3])", &[user]);
+        let want = ServerEvent::WatchlistEvents {
+            online: &[],
+            offline: &[user],
+        }
+        .to_frame();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "offline of {user:?}"
+        );
+    }
+    let got = lua(
+        "local pre, post = count_parts(ARGV[3]) return pre .. '42' .. post",
+        &["private-a.b"],
+    );
+    let (pre, post) = wire::count_parts("private-a.b");
+    assert_eq!(got, [pre, b"42".to_vec(), post].concat());
 }

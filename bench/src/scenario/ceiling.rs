@@ -85,6 +85,7 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
     };
     let target = Target {
         ws: endpoint.clone(),
+        more_ws: Vec::new(),
         api: endpoint,
         app_id: String::new(),
         key: String::new(),

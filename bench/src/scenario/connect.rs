@@ -2,6 +2,10 @@
 //! `pusher:connection_established`, subscribe and receive `subscription_succeeded`, and how
 //! long that takes.
 //!
+//! With `--presence` each loop joins a presence channel of its own as a new user (signed as an
+//! auth endpoint signs it), and the latency reported is the join's alone: from the subscribe
+//! to the member list, the step a cluster sends through Redis.
+//!
 //! `--concurrency` loops each open a connection, subscribe, and close it with an RST
 //! (`SO_LINGER` 0): a graceful close would leave every client port in `TIME_WAIT` for a minute
 //! and exhaust the ephemeral range in seconds. The loops stop at `--duration` or after
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cli::{ConnectArgs, pick};
-use crate::client::PusherConn;
+use crate::client::{PusherConn, subscribe, subscribe_presence};
 use crate::error::BenchError;
 use crate::report::Report;
 use crate::runner::{LoopRun, run_loops};
@@ -34,14 +38,18 @@ pub fn run(args: &ConnectArgs) -> Result<Report, BenchError> {
     let started = Arc::new(AtomicU64::new(0));
     let body = {
         let (target, shared) = (target.clone(), shared.clone());
+        let presence = args.presence;
         move |index, stats| {
             connect_loop(
                 target.clone(),
                 shared.clone(),
                 stats,
                 started.clone(),
-                index,
-                max,
+                Loop {
+                    index,
+                    max,
+                    presence,
+                },
             )
         }
     };
@@ -67,8 +75,14 @@ pub fn run(args: &ConnectArgs) -> Result<Report, BenchError> {
     report.metric("handshakes", done as f64, "");
     report.metric("failed", errors as f64, "");
     report.metric("elapsed", elapsed, "s");
+    report.param("presence", if args.presence { "yes" } else { "no" });
+    report.param("nodes", target.nodes() as u64);
     report.latency.push(Percentiles::of(
-        "connect+upgrade+established+subscribed",
+        if args.presence {
+            "presence join (subscribe -> member list)"
+        } else {
+            "connect+upgrade+established+subscribed"
+        },
         &latency,
     ));
     report.check(
@@ -80,6 +94,16 @@ pub fn run(args: &ConnectArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
+/// What one loop does.
+#[derive(Clone, Copy)]
+struct Loop {
+    index: usize,
+    /// Handshakes to start in all.
+    max: u64,
+    /// Join a presence channel, timing the join alone.
+    presence: bool,
+}
+
 /// One loop: connect, subscribe, close with RST, again, until the run ends or `max`
 /// handshakes were started in all.
 async fn connect_loop(
@@ -87,24 +111,41 @@ async fn connect_loop(
     shared: Arc<Shared>,
     stats: Rc<ThreadStats>,
     started: Arc<AtomicU64>,
-    index: usize,
-    max: u64,
+    l: Loop,
 ) {
-    let channel = channel_name(index as u32);
+    let channel = if l.presence {
+        format!("presence-{}", channel_name(l.index as u32))
+    } else {
+        channel_name(l.index as u32)
+    };
     while shared.phase() == Phase::Run {
         let n = started.fetch_add(1, Ordering::Relaxed);
-        if n >= max {
+        if n >= l.max {
             break;
         }
         let opts = SocketOpts {
             source: target.source_for(n as usize),
             reset_on_close: true,
+            node: n as usize,
             ..SocketOpts::default()
         };
-        let t0 = monotonic_ns();
+        let mut t0 = monotonic_ns();
         let result = async {
             let mut conn = PusherConn::open(&target, opts, 512, n as u32, OPEN_TIMEOUT).await?;
-            match monoio::time::timeout(OPEN_TIMEOUT, conn.subscribe(&channel)).await {
+            let message = if l.presence {
+                t0 = monotonic_ns();
+                subscribe_presence(
+                    &channel,
+                    &n.to_string(),
+                    &target.key,
+                    &target.secret,
+                    &conn.socket_id,
+                )
+            } else {
+                subscribe(&channel)
+            };
+            match monoio::time::timeout(OPEN_TIMEOUT, conn.send_subscribe(&channel, &message)).await
+            {
                 Ok(r) => r,
                 Err(_) => Err(BenchError::Timeout("subscription_succeeded")),
             }

@@ -72,11 +72,21 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
         })
         .collect();
     let (rx, mut monitor) = launch(&fleet, common, subs, pubs, subscribers)?;
+    // What the processes use with nothing published (Redis's and the nodes' heartbeats and
+    // polls), so that a broadcast's own cost can be told from it.
+    let idle = (common.redis_pid.is_some() || common.redis_addr.is_some()).then(|| {
+        let before = Cpu::sample(common);
+        std::thread::sleep(IDLE_WINDOW);
+        before.since(common)
+    });
     let ops_before = shared.counters.ops.load(Ordering::SeqCst);
+    let published_before = shared.counters.published.load(Ordering::SeqCst);
+    let cpu = Cpu::sample(common);
     let run_start = monotonic_ns();
     shared.set_phase(Phase::Run);
     monitor.hold(Duration::from_secs_f64(duration));
     let elapsed = drain_and_finish(&mut monitor, &shared, Duration::from_secs(10), run_start);
+    let cpu = cpu.since(common);
     let outs = collect(&rx, threads, Duration::from_secs(30))?;
 
     let c = &shared.counters;
@@ -109,6 +119,29 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
         "requests",
     );
     report.metric("subscribers_per_channel", per_channel as f64, "");
+    report.param("nodes", fleet.target.nodes() as u64);
+    let broadcasts = (published - published_before).max(1) as f64;
+    for (name, seconds) in cpu {
+        report.metric(&format!("{name}_cpu_s"), seconds, "s");
+        report.metric(
+            &format!("{name}_cpu_ms_per_1000_broadcasts"),
+            seconds * 1e6 / broadcasts,
+            "ms",
+        );
+        let idle_rate = idle
+            .as_ref()
+            .and_then(|i| i.iter().find(|(n, _)| *n == name))
+            .map(|(_, s)| s / IDLE_WINDOW.as_secs_f64());
+        if let Some(rate) = idle_rate {
+            report.metric(&format!("{name}_idle_cpu_ms_per_s"), rate * 1e3, "ms");
+            let net = (seconds - rate * elapsed).max(0.0);
+            report.metric(
+                &format!("{name}_cpu_ms_per_1000_broadcasts_net"),
+                net * 1e6 / broadcasts,
+                "ms",
+            );
+        }
+    }
     report.metric("elapsed", elapsed, "s");
     if let Some(c) = ceiling {
         report.metric("ceiling_deliveries_per_sec", c.deliveries_per_sec, "1/s");
@@ -137,4 +170,39 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
     );
     monitor.finish(&mut report);
     Ok(report)
+}
+
+/// How long the processes' CPU is sampled with nothing published, before the run.
+const IDLE_WINDOW: Duration = Duration::from_secs(2);
+
+/// CPU time of the processes the options name: the servers (`--pid`, `--cpu-pids`) and Redis
+/// (`--redis-addr` or `--redis-pid`), as (name, seconds) pairs.
+struct Cpu(Vec<(String, f64)>);
+
+impl Cpu {
+    fn sample(common: &crate::cli::Common) -> Cpu {
+        let mut out = Vec::new();
+        for (i, pid) in common.pid.iter().chain(&common.cpu_pids).enumerate() {
+            out.extend(crate::procfs::cpu_seconds(*pid).map(|s| (format!("server{i}"), s)));
+        }
+        let redis = match (&common.redis_addr, common.redis_pid) {
+            (Some(addr), _) => crate::redis_info::cpu_seconds(addr),
+            (None, Some(pid)) => crate::procfs::cpu_seconds(pid),
+            (None, None) => None,
+        };
+        out.extend(redis.map(|s| ("redis".to_string(), s)));
+        Cpu(out)
+    }
+
+    /// The CPU each process used since this sample.
+    fn since(self, common: &crate::cli::Common) -> Vec<(String, f64)> {
+        let now = Cpu::sample(common);
+        self.0
+            .into_iter()
+            .filter_map(|(n, before)| {
+                let after = now.0.iter().find(|(m, _)| *m == n)?.1;
+                Some((n, after - before))
+            })
+            .collect()
+    }
 }

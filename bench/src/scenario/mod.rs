@@ -50,15 +50,30 @@ pub fn channel_name(c: u32) -> String {
 
 /// Builds the [`Target`] from the command line.
 pub fn target(common: &Common, sockets: usize) -> Result<Target, BenchError> {
-    let ws = Endpoint::parse(&common.ws_url, "ws", 80)?;
+    let mut nodes = common
+        .ws_url
+        .split(',')
+        .map(|u| Endpoint::parse(u.trim(), "ws", 80))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
+    let ws = nodes
+        .next()
+        .ok_or_else(|| BenchError::Setup("--ws-url names no server".into()))?;
+    let more_ws: Vec<Endpoint> = nodes.collect();
     let api = Endpoint::parse(&common.api_url, "http", 80)?;
-    let sources = source_addresses(&ws, sockets, common.source_addrs)?;
+    // Each node takes its share of the sockets.
+    let sources = source_addresses(
+        &ws,
+        sockets.div_ceil(1 + more_ws.len()),
+        common.source_addrs,
+    )?;
     let tls = match &common.ca_file {
         Some(f) => Some(crate::stream::TlsClient::new(f)?),
         None => None,
     };
     Ok(Target {
         ws,
+        more_ws,
         api,
         app_id: common.app_id.clone(),
         key: common.key.clone(),
@@ -389,6 +404,7 @@ async fn subscriber(local: Rc<Local>, slot: usize, spec: SubSpec) {
         let opts = SocketOpts {
             source: fleet.target.source_for(spec.index),
             recv_buffer: (spec.kind == SubKind::Stalled).then_some(4096),
+            node: spec.index,
             ..SocketOpts::default()
         };
         let mut conn = PusherConn::open(
@@ -504,6 +520,7 @@ async fn churner(local: Rc<Local>, slot: usize, spec: SubSpec) {
         cycle += 1;
         let opts = SocketOpts {
             source: fleet.target.source_for(spec.index),
+            node: spec.index,
             ..SocketOpts::default()
         };
         let opened = async {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Upper bounds of the round-trip histogram, in microseconds. A loopback Redis answers in
 /// tens of microseconds; a remote one in a few milliseconds; past a second the link is in
-/// trouble (its reply timeout is 10 s).
+/// trouble (its reply timeout is 3 s, `super::link::REPLY_TIMEOUT`).
 pub const ROUND_TRIP_BUCKETS_US: [u64; 14] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000,
@@ -58,7 +58,7 @@ pub struct Health {
     /// [`ROUND_TRIP_BUCKETS_US`], then above the last bound.
     round_trips: [AtomicU64; ROUND_TRIP_BUCKETS_US.len() + 1],
     round_trip_sum_us: AtomicU64,
-    /// Commands that did not run: Redis was unreachable or their script failed.
+    /// Commands that Redis refused (a script error); held ones do not count.
     failed: AtomicU64,
 }
 

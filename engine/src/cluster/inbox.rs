@@ -9,23 +9,37 @@
 //! scripts wrote them, which is what makes a join answer and the member events around it
 //! arrive in the order the script decided them.
 //!
+//! A publish of an API request or a client event carries its origin and number, and is
+//! delivered only if it is new here (`super::seen`), so one that reaches the node twice is
+//! delivered once.
+//!
 //! While any worker's mesh inbox is over its bound the thread stops reading; the stream holds
 //! the excess in Redis (capped by `MAXLEN ~ 100000`), not this process. Entries already read are
-//! trimmed from the stream about once a second.
+//! trimmed from the stream about once a second. At the same pace the thread reads the data
+//! set's epoch (`{P}:epoch`): a Redis that lost its data (a restart without persistence, a
+//! flush) starts new streams, which are read from their beginning.
 //!
 //! The thread runs until the link stops (`Cluster::stop`), which it sees within one blocking
 //! read: a process that goes on after it served (the supervisor of a restart) keeps no Redis
 //! connection open.
+//!
+//! When the command thread re-asserts the node's share of the facts, it asks this thread for a
+//! fence ([`InboxCtl::Fence`]): between two reads, with everything read so far handed to the
+//! workers, the thread asks every worker for its snapshot. No answer to a join read before can
+//! then reach a worker after its snapshot was taken.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
 use ringcast_protocol::Limits;
 
+use super::command::{InboxCtl, connect};
+use super::decode::{Decoder, Delivery, Fields};
 use super::health::{Connection, Health};
 use super::link::{AppTable, to_all};
-use super::wire::{Decoder, Delivery, Fields};
+use super::seen::Seen;
 use crate::ids::ShardId;
 use crate::mesh::{Mesh, MeshMsg};
 
@@ -33,12 +47,17 @@ use crate::mesh::{Mesh, MeshMsg};
 const COUNT: usize = 1000;
 /// How long one `XREAD` blocks when the stream has nothing new.
 pub const BLOCK: Duration = Duration::from_millis(1000);
-/// How often read entries are trimmed from the stream.
+/// How often read entries are trimmed from the stream and the epoch is read.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
-/// Opens the inbox connection.
-pub fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
-    super::link::connect(client)
+/// Whose stream the thread reads.
+pub struct Where<'a> {
+    /// The key prefix.
+    pub prefix: &'a str,
+    /// This node's id.
+    pub node: &'a str,
+    /// The data set the node registered in.
+    pub epoch: &'a str,
 }
 
 /// What the inbox thread shares with the link.
@@ -49,6 +68,10 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Set when the link stops.
     pub stop: Arc<AtomicBool>,
+    /// The publishes delivered here, with the command thread.
+    pub seen: Arc<Seen>,
+    /// The command thread's requests.
+    pub ctl: Receiver<InboxCtl>,
 }
 
 /// The inbox thread's state.
@@ -57,6 +80,9 @@ pub struct InboxLoop {
     con: Option<redis::Connection>,
     shared: Shared,
     key: String,
+    epoch_key: String,
+    /// The data set the stream belongs to, as last read.
+    epoch: Option<String>,
     /// The id of the last entry read (`0` before the first).
     last: String,
     dec: Decoder,
@@ -69,11 +95,11 @@ pub struct InboxLoop {
 type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 
 impl InboxLoop {
-    /// The thread of the stream `key`, delivering to the workers of `mesh`.
+    /// The thread of the stream of `at`, delivering to the workers of `mesh`.
     pub fn new(
         client: redis::Client,
         con: redis::Connection,
-        key: String,
+        at: Where<'_>,
         shared: Shared,
         mesh: Mesh,
         limits: &Limits,
@@ -81,7 +107,9 @@ impl InboxLoop {
         InboxLoop {
             client,
             con: Some(con),
-            key,
+            key: format!("{}:inbox:{}", at.prefix, at.node),
+            epoch_key: format!("{}:epoch", at.prefix),
+            epoch: Some(at.epoch.to_string()),
             last: "0".into(),
             dec: Decoder {
                 apps: shared.table.current(),
@@ -102,6 +130,7 @@ impl InboxLoop {
     /// Reads and delivers until the link stops.
     pub fn run(mut self) {
         while !self.stopped() {
+            self.answer_ctl();
             while (0..self.mesh.len()).any(|i| self.mesh.queued(ShardId(i as u16)) > self.max_mesh)
             {
                 if self.stopped() {
@@ -124,6 +153,7 @@ impl InboxLoop {
                         self.logged_at = Some(Instant::now());
                         tracing::warn!(error = %e, "cannot read this node's cluster inbox");
                     }
+                    self.answer_ctl();
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
@@ -131,37 +161,93 @@ impl InboxLoop {
             // After the read: an entry about an app that a reload added was written after
             // the reload set the table (or it is another node's, as racy as its reload).
             self.dec.apps = self.shared.table.current();
-            for (id, fields) in entries {
-                for d in self.dec.decode(&Fields(&fields)) {
-                    match d {
-                        Delivery::All(msg) => to_all(&self.mesh, msg),
-                        Delivery::One(w, msg) if (w.0 as usize) < self.mesh.len() => {
-                            self.mesh.send(w, MeshMsg::Shard(msg))
-                        }
-                        Delivery::One(..) => {}
-                    }
-                }
-                self.last = id;
-            }
-            if self.trimmed_at.elapsed() >= TRIM_EVERY && self.last != "0" {
+            self.deliver(entries);
+            if self.trimmed_at.elapsed() >= TRIM_EVERY {
                 self.trimmed_at = Instant::now();
-                if let Some(con) = self.con.as_mut() {
-                    let trimmed: redis::RedisResult<()> = redis::cmd("XTRIM")
-                        .arg(&self.key)
-                        .arg("MINID")
-                        .arg(&self.last)
-                        .exec(con);
-                    if let Err(e) = trimmed {
-                        tracing::debug!(error = %e, "could not trim the inbox");
+                self.trim_and_check();
+            }
+        }
+    }
+
+    /// Acts on the command thread's requests (everything read is already with the workers).
+    fn answer_ctl(&mut self) {
+        while let Ok(InboxCtl::Fence) = self.shared.ctl.try_recv() {
+            for i in 0..self.mesh.len() {
+                self.mesh.send(ShardId(i as u16), MeshMsg::Snapshot);
+            }
+        }
+    }
+
+    fn deliver(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut seen = self.shared.seen.lock();
+        for (id, fields) in entries {
+            for d in self.dec.decode(&Fields(&fields)) {
+                match d {
+                    Delivery::All(msg) => to_all(&self.mesh, msg),
+                    Delivery::Op { origin, op, msg } => {
+                        if seen.admit(&origin, op) {
+                            to_all(&self.mesh, msg);
+                        }
                     }
+                    Delivery::One(w, msg) if (w.0 as usize) < self.mesh.len() => {
+                        self.mesh.send(w, MeshMsg::Shard(msg))
+                    }
+                    Delivery::One(..) => {}
                 }
+            }
+            self.last = id;
+        }
+    }
+
+    /// Trims what was read, and starts the stream over when the data set changed.
+    fn trim_and_check(&mut self) {
+        let Some(con) = self.con.as_mut() else {
+            return;
+        };
+        if self.last != "0" {
+            let trimmed: redis::RedisResult<()> = redis::cmd("XTRIM")
+                .arg(&self.key)
+                .arg("MINID")
+                .arg(&self.last)
+                .exec(con);
+            if let Err(e) = trimmed {
+                tracing::debug!(error = %e, "could not trim the inbox");
+            }
+        }
+        let epoch: redis::RedisResult<Option<String>> =
+            redis::cmd("GET").arg(&self.epoch_key).query(con);
+        if let Ok(now) = epoch {
+            self.epoch_now(now);
+        }
+    }
+
+    /// The epoch as just read: another data set means another stream, read from its start.
+    fn epoch_now(&mut self, now: Option<String>) {
+        match (&self.epoch, &now) {
+            (Some(a), Some(b)) if a == b => {}
+            (None, Some(_)) => self.epoch = now,
+            (_, None) => {
+                if self.epoch.is_some() {
+                    self.last = "0".into();
+                }
+                self.epoch = None;
+            }
+            (Some(_), Some(_)) => {
+                self.last = "0".into();
+                self.epoch = now;
             }
         }
     }
 
     fn read(&mut self) -> redis::RedisResult<Vec<Entry>> {
         if self.con.is_none() {
-            self.con = Some(connect(&self.client)?);
+            let mut con = connect(&self.client)?;
+            let now: Option<String> = redis::cmd("GET").arg(&self.epoch_key).query(&mut con)?;
+            self.con = Some(con);
+            self.epoch_now(now);
             self.logged_at = None;
         }
         let Some(con) = self.con.as_mut() else {

@@ -1,32 +1,33 @@
 //! Scale-out: several ringcast nodes on one Redis behave, to every client, like one big node.
 //!
-//! # The two rules
+//! # The three rules
 //!
 //! 1. **Every cluster-wide fact is decided in one atomic Redis step**: a Lua script
 //!    ([`scripts`]). A user's first connection anywhere, their last one, a channel's first and
-//!    last subscriber, a presence channel that is full, a user coming online: each is one
-//!    script run, which Redis runs alone, so two nodes can never both decide it or both miss
-//!    it, and the Pusher events that follow are written by the same step that decided them.
-//!    No node ever asks the other nodes anything (no scatter-gather): a join or a leave is one
-//!    round trip to Redis, whatever the size of the cluster.
-//! 2. **Every event that must be ordered relative to a subscriber's join travels through one
-//!    ordered log per node**: the Redis stream `{P}:inbox:{node}` ([`inbox`]). Publishes from
-//!    other nodes, member events, `subscription_count` events, frames for a user,
-//!    terminations, and *this node's own join answers*. A script takes the member snapshot and
-//!    appends the answer in the same atomic step, so every member event decided after the
-//!    snapshot comes after the answer in the joiner's log and every one decided before comes
-//!    before: no member event missed, none twice. Since every subscription in a cluster is
-//!    confirmed this way (the shard's `confirm_through_owner`), a publish made after a client
-//!    saw `subscription_succeeded` always reaches it: the script that answered the join
-//!    recorded the node's interest first.
+//!    last subscriber, a presence channel that is full, a user coming online, a dead node's
+//!    removal: each is one script run, which Redis runs alone, so two nodes can never both
+//!    decide it or both miss it, and the Pusher events that follow are written by the same
+//!    step that decided them. No node ever asks the other nodes anything (no scatter-gather):
+//!    a join or a leave is one round trip to Redis, whatever the size of the cluster.
+//! 2. **Every event a node delivers travels through one ordered log per node**: the Redis
+//!    stream `{P}:inbox:{node}` ([`inbox`]). Publishes (this node's own included), member
+//!    events, `subscription_count` events, frames for a user, terminations, and this node's
+//!    join answers. A script takes the member snapshot and appends the answer in the same
+//!    atomic step, so every member event decided after the snapshot comes after the answer in
+//!    the joiner's log and every one decided before comes before: no member event missed, none
+//!    twice. Since every subscription in a cluster is confirmed this way (the shard's
+//!    `confirm_through_owner`), a publish made after a client saw `subscription_succeeded`
+//!    always reaches it. And since a publish reaches every node, its own too, in the order
+//!    Redis ran it, two publishes made one after the other (the second sent once the API
+//!    answered the first) arrive in that order on every node, whichever nodes took them.
+//! 3. **What a node contributes is recorded under its id and lives with its lease**: a node
+//!    that vanishes is reaped by a survivor in one script, with the events that follow, and a
+//!    node that Redis forgot (reaped, or a Redis that lost its data) puts its share back from
+//!    what its connections hold ([`rebuild`]), never from what it remembers sending.
 //!
-//! A publish made on this node (the HTTP API, a client event) is written to this node's
-//! subscribers at once, as on a lone node, and sent through Redis only to the *other* nodes
-//! that have subscribers for its channel; it crosses Redis once, as the frame bytes encoded
-//! here, with its app, channel and excluded socket id, so `toOthers()` works on every node and
-//! no node delivers it twice. A cache channel's event is the exception: it goes through the log
-//! of every interested node including this one, because the cache and the live event must
-//! reach a joiner in one order (as the lone node sends it through the channel's owner).
+//! A publish crosses Redis once, as the frame bytes encoded on the publishing node, with its
+//! app, channel and excluded socket id (so `toOthers()` works on every node), and only to the
+//! nodes that have subscribers for its channel. The API answers once Redis has run it.
 //!
 //! # Threads
 //!
@@ -34,11 +35,11 @@
 //! sends every owner message (join, leave, cache event, sign-in, sign-out) and every question
 //! to the [`Cluster`] link instead of a worker. The link is a queue bounded in bytes like the
 //! mesh, with the same answer when full ([`link`]), in front of a command thread that owns one
-//! Redis connection and pipelines whatever is queued; the inbox thread owns a second
-//! connection and pushes what it reads into the workers' mesh inboxes. Both are plain OS
-//! threads with redis-rs's synchronous client: redis-rs because it is the most used Rust Redis
-//! client, maintained with Redis itself, and its sync API needs no async runtime beside monoio
-//! (fred would bring tokio for what two blocking loops do).
+//! Redis connection and pipelines whatever is queued ([`command`]); the inbox thread owns a
+//! second connection and pushes what it reads into the workers' mesh inboxes. Both are plain
+//! OS threads with redis-rs's synchronous client: redis-rs because it is the most used Rust
+//! Redis client, maintained with Redis itself, and its sync API needs no async runtime beside
+//! monoio (fred would bring tokio for what two blocking loops do).
 //!
 //! # Keys
 //!
@@ -49,9 +50,12 @@
 //!
 //! | key | type | holds | expiry |
 //! |---|---|---|---|
-//! | `{P}:node:{node}` | string | the node's lease | `PX` 30 s, renewed every second |
-//! | `{P}:nodes` | set | node ids | removed on a clean stop |
-//! | `{P}:inbox:{node}` | stream | the node's ordered log | `MAXLEN ~ 100000`; read entries trimmed every second; deleted on a clean stop |
+//! | `{P}:epoch` | string | the data set's id, written by the first node to register in it | none; missing after a restart without persistence |
+//! | `{P}:node:{node}` | string | the node's lease | `PX` the node timeout less 1 s, renewed every second |
+//! | `{P}:nop:{node}` | string | the node's registration: the highest operation number applied | deleted when the node is reaped or leaves |
+//! | `{P}:nodes` | set | registered node ids | a node leaves it when reaped or on a clean stop |
+//! | `{P}:rebuilding` | set | nodes registered again that have not re-asserted their share yet | a node leaves it once it has |
+//! | `{P}:inbox:{node}` | stream | the node's ordered log | `MAXLEN ~ 100000`; read entries trimmed every second; deleted with the node |
 //! | `{P}:int:{app}:{ch}` | set | nodes with local subscribers (interest routing) | removed with the last |
 //! | `{P}:nsubs:{node}` | hash | `{app}\0{ch}` -> this node's subscriptions | fields removed at 0 |
 //! | `{P}:subs:{app}:{ch}` | hash | node -> subscriptions; the cluster total is the sum | fields removed at 0 |
@@ -63,7 +67,8 @@
 //! | `{P}:uon:{app}` | hash | user -> signed-in connections, cluster-wide | fields removed at 0 |
 //! | `{P}:nuon:{node}` | hash | `{app}\0{user}` -> this node's signed-in connections | fields removed at 0 |
 //! | `{P}:watch:{app}:{user}` | hash | watcher -> that watcher's connections watching `user` | fields removed at 0 |
-//! | `{P}:conns:{app}` | hash | node -> open connections, refreshed every second | field removed on a clean stop |
+//! | `{P}:nwatch:{node}` | hash | `{app}\0["{user}","{watcher}"]` -> this node's share of the above | fields removed at 0 |
+//! | `{P}:conns:{app}` | hash | node -> open connections, refreshed every second | field removed with the node |
 //! | `{P}:cthr:{app}:{ch}` | string | a throttled `subscription_count` was sent (channels over 100 subscriptions) | `PX` 5 s |
 //! | `{P}:cdirty` | hash | `{app}\0{ch}` -> the count frame's JSON around the number, for a count due after its window | fields removed when sent |
 //!
@@ -77,28 +82,54 @@
 //!   every interested node's inbox.
 //! - **leave**: 1. LEAVE undoes it; `member_removed` after the user's last connection anywhere.
 //! - **publish**: 1 per API request (every event and channel of a batch in one PUBLISH, which
-//!   writes one inbox entry per other interested node and nothing for the rest); 1 per client
+//!   writes one inbox entry per interested node and nothing for the rest); 1 per client
 //!   event.
 //! - **sign-in / sign-out**: 1 each; **terminate**: 1; **a question** of the HTTP API: 1.
-//! - **heartbeat**: 1 per second per node (lease, node set, connection counts).
+//! - **heartbeat**: 1 per second per node (lease, node set, connection counts, and the reaping
+//!   of any node whose lease expired).
 //!
-//! # Not in this version
+//! # When a node dies
 //!
-//! A node that vanishes without stopping (SIGKILL, power loss) leaves its contributions in
-//! Redis: its members stay in presence lists and its subscriptions in the counts until the
-//! keys are cleared (its connection count stops counting once its lease expires). Reaping by a
-//! survivor is what the per-node keys are for. When Redis is unreachable, cluster commands are
-//! dropped (a waiting join is refused with 503 so the client can retry), and a Redis that comes
-//! back empty does not get the nodes' subscriptions back until clients reconnect.
+//! A node renews its lease every second; its lease lasts the node timeout
+//! ([`crate::config::Scaling::node_timeout`], 30 s by default) less one second. The first
+//! survivor's heartbeat after the lease expired reaps it: its presence members leave the lists
+//! (`member_removed` to the other nodes' subscribers, for users it alone had), its
+//! subscriptions leave the counts (`subscription_count` where the app sends it), its signed-in
+//! users go offline for their watchers, its connections stop counting, and its inbox and
+//! per-node keys are deleted. Exactly one survivor does it: it is one script. A node that was
+//! only stopped or cut off finds itself unregistered at its next heartbeat (every operation
+//! script refuses an unregistered node, so nothing it sends resurrects what was reaped), and
+//! registers again from scratch: what its connections hold now is asserted anew, with the
+//! events of new joins.
+//!
+//! # When Redis goes away
+//!
+//! The node keeps serving its clients: no one is disconnected, and a publish made on it
+//! reaches its own subscribers at once. What must reach Redis is held, in order, inside the
+//! link's bound ([`outbox`]); past the bound the API answers 503. Joins wait for Redis (their
+//! subscribers get `subscription_succeeded` when it is back); questions are answered 503.
+//! When Redis is back, it says what it kept (REGISTER): everything (a connection that broke,
+//! a Redis that was slow), and the held operations go out, each applied once; or nothing (a
+//! restart without persistence), and every node re-asserts its share without events, waits up
+//! to [`link::SETTLE_WAIT`] for the others to have done so, then sends what changed meanwhile
+//! (members who left, counts), the publishes of the last moments before the loss (which the
+//! receivers may not have read; they drop those they have) and what it held.
 
+pub mod command;
+pub mod decode;
 pub mod health;
 pub mod inbox;
 pub mod link;
+pub mod outbox;
+pub mod rebuild;
 pub mod scripts;
+pub mod seen;
 pub mod wire;
 
 pub use link::Cluster;
 pub use wire::{Command, Item};
+
+use futures_channel::oneshot;
 
 use crate::mesh::MESSAGE_COST;
 use crate::state::Effect;
@@ -114,10 +145,9 @@ pub enum ClusterError {
 }
 
 impl Cluster {
-    /// Sends to the cluster what the other nodes need of a message for every worker, and says
-    /// whether this node delivers it itself now: a publish is delivered here at once and sent
-    /// to the other interested nodes; a termination reaches every node, this one included,
-    /// through the logs; the rest stays on this node.
+    /// Sends to the cluster what the nodes need of a message for every worker, and says
+    /// whether this node delivers it itself now: a publish and a termination reach every
+    /// node, this one included, through the logs; the rest stays on this node.
     pub fn forward(&self, msg: &ShardMsg) -> bool {
         match msg {
             ShardMsg::Publish {
@@ -126,14 +156,17 @@ impl Cluster {
                 frame,
                 except,
             } => {
-                self.send(Command::Publish(vec![Item {
-                    app: *app,
-                    channel: channel.clone(),
-                    frame: frame.clone(),
-                    except: *except,
-                    cache: None,
-                }]));
-                true
+                self.send(Command::Publish(
+                    vec![Item {
+                        app: *app,
+                        channel: channel.clone(),
+                        frame: frame.clone(),
+                        except: *except,
+                        cache: None,
+                    }],
+                    None,
+                ));
+                false
             }
             ShardMsg::Terminate { app, user } => {
                 self.send(Command::Terminate {
@@ -148,8 +181,8 @@ impl Cluster {
 }
 
 /// The one PUBLISH of an API request's effects (its publishes and cache events, in order), if
-/// it has any.
-pub fn request(effects: &[Effect]) -> Option<Command> {
+/// it has any, with the receiver told once Redis has run it.
+pub fn request(effects: &[Effect]) -> Option<(Command, oneshot::Receiver<()>)> {
     let items: Vec<Item> = effects
         .iter()
         .filter_map(|e| match e {
@@ -181,7 +214,11 @@ pub fn request(effects: &[Effect]) -> Option<Command> {
             _ => None,
         })
         .collect();
-    (!items.is_empty()).then_some(Command::Publish(items))
+    if items.is_empty() {
+        return None;
+    }
+    let (tx, rx) = oneshot::channel();
+    Some((Command::Publish(items, Some(tx)), rx))
 }
 
 /// Bytes [`request`] takes in the link's queue, to reserve before the request is accepted.

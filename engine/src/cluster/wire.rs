@@ -1,61 +1,52 @@
-//! What crosses Redis: the link's commands as script calls, and inbox entries as shard
-//! messages.
+//! What crosses Redis outbound: the link's commands as script calls. The way back (inbox
+//! entries and script replies) is [`super::decode`].
 //!
 //! Outbound, every [`Command`] becomes one `EVALSHA` ([`Encoder::encode`]) whose arguments are
-//! strings and frame bytes; nothing is serialised beyond what the scripts store or copy.
-//! Inbound, an inbox entry is a flat list of field/value pairs whose `t` says what it is
-//! ([`Decoder::decode`]):
-//!
-//! | `t` | fields | becomes |
-//! |---|---|---|
-//! | `p` | `a` app id, `c` channel, `x` excluded socket id or empty, `f` frame | [`ShardMsg::Publish`] on every worker |
-//! | `ja` | `w` worker, `s`/`g` connection slot and generation, `a`, `c`, `u` presence user or empty, `ok` 1/0, `m` members as a JSON list `[id, info, ...]`, `cf` cached frame or `cm` cache miss | [`ShardMsg::JoinAnswer`] on worker `w` |
-//! | `wl` | `w`, `s`, `g`, `on`, `off` (JSON lists of user ids) | the signer's watchlist frame, [`ShardMsg::ToConn`] on worker `w` |
-//! | `tu` | `a`, `u` (JSON list of user ids), `f` frame | [`ShardMsg::ToUser`] for each user on every worker |
-//! | `tm` | `a`, `u` user id | [`ShardMsg::Terminate`] on every worker |
-//!
-//! Frames that the node builds itself from an entry (its own join answers and watchlist split)
-//! are the ones whose content only the script knew: the member list, the cache hit or miss.
+//! strings and frame bytes; nothing is serialised beyond what the scripts store or copy. An
+//! operation carries its number on this node (`super::command` numbers them in the order the
+//! workers queued them), which the scripts' guard uses to apply each once.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use ringcast_protocol::Limits;
 use ringcast_protocol::pusher::channel::ChannelName;
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::pusher::socket_id::SocketId;
 
 use super::scripts::{ScriptId, Scripts};
 use crate::app::Apps;
-use crate::ids::{AppIdx, ConnKey, ShardId};
+use crate::ids::{AppIdx, ShardId};
 use crate::mesh::{MESSAGE_COST, owner_msg_cost};
-use crate::state::msg::{
-    Answer, Channel, ChannelInfo, JoinAnswer, NodeInfo, OwnerMsg, Question, ShardMsg, UserId,
-};
+use crate::state::msg::{Answer, Channel, OwnerMsg, Question, ShardMsg, Snapshot, UserId};
 
 /// One publish for the PUBLISH script.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Item {
     pub app: AppIdx,
     pub channel: Channel,
     pub frame: Bytes,
     pub except: Option<SocketId>,
-    /// A cache channel's event data: the event is kept, and goes to this node's inbox too.
+    /// A cache channel's event data: Redis keeps the event for the channel's joiners.
     pub cache: Option<String>,
 }
 
 /// What the workers (and the API) ask of the cluster link.
 #[derive(Debug)]
 pub enum Command {
-    /// A message for the owner of a fact, which in a cluster is Redis.
-    Owner(OwnerMsg),
-    /// The publishes of one API request or one client event, in order, as one step.
-    Publish(Vec<Item>),
+    /// A message of worker `.0` for the owner of a fact, which in a cluster is Redis.
+    Owner(ShardId, OwnerMsg),
+    /// The publishes of one API request or one client event, in order, as one step; the
+    /// sender is told once they are in Redis (or held for it while Redis is unreachable), and
+    /// dropped if Redis refused them.
+    Publish(Vec<Item>, Option<oneshot::Sender<()>>),
     /// Close a user's connections on every node.
     Terminate { app: AppIdx, user: UserId },
     /// A question about cluster-wide facts.
     Ask(Question, oneshot::Sender<Answer>),
+    /// What worker `.0`'s connections hold, asked for when the node re-asserts its share of
+    /// the facts (`super::rebuild`); queued behind everything the worker sent before it.
+    Snapshot(ShardId, Snapshot),
     /// Finish what is queued, say goodbye to the cluster, and acknowledge.
     Stop(std::sync::mpsc::Sender<()>),
 }
@@ -64,25 +55,64 @@ impl Command {
     /// Bytes this command is counted as in the link's queue.
     pub fn cost(&self) -> usize {
         match self {
-            Command::Owner(m) => owner_msg_cost(m),
-            Command::Publish(items) => items
-                .iter()
-                .map(|i| MESSAGE_COST + i.frame.len() + i.cache.as_ref().map_or(0, String::len))
-                .sum(),
+            Command::Owner(_, m) => owner_msg_cost(m),
+            Command::Publish(items, _) => items_cost(items),
+            Command::Snapshot(_, s) => MESSAGE_COST + s.cost(),
             _ => MESSAGE_COST,
+        }
+    }
+
+    /// Whether the command is an operation: it changes the cluster and has a number.
+    pub fn is_op(&self) -> bool {
+        matches!(
+            self,
+            Command::Owner(..) | Command::Publish(..) | Command::Terminate { .. }
+        )
+    }
+
+    /// What this node's own workers must be given of it when Redis cannot carry it back
+    /// (publishes are written here from this node's inbox otherwise).
+    pub fn local_part(&self) -> Vec<ShardMsg> {
+        match self {
+            Command::Publish(items, _) => items
+                .iter()
+                .map(|i| ShardMsg::Publish {
+                    app: i.app,
+                    channel: i.channel.clone(),
+                    frame: i.frame.clone(),
+                    except: i.except,
+                })
+                .collect(),
+            Command::Owner(
+                _,
+                OwnerMsg::Cache {
+                    app,
+                    channel,
+                    frame,
+                    except,
+                    ..
+                },
+            ) => vec![ShardMsg::Publish {
+                app: *app,
+                channel: channel.clone(),
+                frame: frame.clone(),
+                except: *except,
+            }],
+            Command::Terminate { app, user } => vec![ShardMsg::Terminate {
+                app: *app,
+                user: user.clone(),
+            }],
+            _ => Vec::new(),
         }
     }
 }
 
-/// What to do with a script's reply.
-#[derive(Debug)]
-pub enum Then {
-    /// Nothing: its effects reach the workers through the inboxes.
-    Nothing,
-    /// A join: if Redis could not take it, the subscriber is told on its worker.
-    Join(ShardId, JoinAnswer),
-    /// Turn the reply into the answer to a question.
-    Answer(AskKind, oneshot::Sender<Answer>),
+/// Bytes a publish's items take.
+pub fn items_cost(items: &[Item]) -> usize {
+    items
+        .iter()
+        .map(|i| MESSAGE_COST + i.frame.len() + i.cache.as_ref().map_or(0, String::len))
+        .sum()
 }
 
 /// Which question a QUERY answers.
@@ -92,6 +122,18 @@ pub enum AskKind {
     Channels,
     Users,
     Nodes,
+}
+
+impl AskKind {
+    /// The kind of `q`.
+    pub fn of(q: &Question) -> AskKind {
+        match q {
+            Question::Channel { .. } => AskKind::Channel,
+            Question::Channels { .. } => AskKind::Channels,
+            Question::Users { .. } => AskKind::Users,
+            Question::Nodes { .. } => AskKind::Nodes,
+        }
+    }
 }
 
 /// Builds the script calls of the link's commands.
@@ -132,12 +174,20 @@ impl Encoder {
         &self.apps.get(app).cfg.id
     }
 
-    fn call(&self, id: ScriptId) -> redis::Cmd {
+    /// A call of script `id`, which the caller gives its own arguments.
+    pub fn call(&self, id: ScriptId) -> redis::Cmd {
         self.scripts.call(id, &self.prefix, &self.node)
     }
 
+    /// A call of operation script `id` with operation number `op`.
+    fn op(&self, id: ScriptId, op: u64) -> redis::Cmd {
+        let mut c = self.call(id);
+        c.arg(op);
+        c
+    }
+
     /// The count JSON around the number, when the app sends `subscription_count` on `channel`.
-    fn counts(&self, app: AppIdx, channel: &ChannelName) -> (Vec<u8>, Vec<u8>) {
+    pub fn counts(&self, app: AppIdx, channel: &ChannelName) -> (Vec<u8>, Vec<u8>) {
         if self.apps.get(app).cfg.subscription_count && !channel.is_presence() {
             count_parts(channel.as_str())
         } else {
@@ -145,11 +195,13 @@ impl Encoder {
         }
     }
 
-    /// The script call of `cmd` and what to do with its reply; `None` for [`Command::Stop`].
-    pub fn encode(&self, cmd: Command) -> Option<(redis::Cmd, Then)> {
+    /// The script call of operation `op` (its number; unused by a question), `local_done`
+    /// when this node's own workers already have what it publishes. `None` for what is no
+    /// script call ([`Command::Snapshot`], [`Command::Stop`]).
+    pub fn encode(&self, cmd: &Command, op: u64, local_done: bool) -> Option<redis::Cmd> {
         Some(match cmd {
-            Command::Owner(OwnerMsg::Join(j)) => {
-                let mut c = self.call(ScriptId::Join);
+            Command::Owner(_, OwnerMsg::Join(j)) => {
+                let mut c = self.op(ScriptId::Join, op);
                 let (user, info) = j.member.clone().unwrap_or_default();
                 let added = match &j.member {
                     Some((u, i)) => ServerEvent::MemberAdded {
@@ -166,6 +218,7 @@ impl Encoder {
                     .arg(j.from.0)
                     .arg(j.conn.slot)
                     .arg(j.conn.generation)
+                    .arg(j.seq)
                     .arg(&*user)
                     .arg(info)
                     .arg(j.socket_id.to_string())
@@ -174,27 +227,11 @@ impl Encoder {
                     .arg(pre)
                     .arg(post)
                     .arg(&added[..]);
-                let refusal = JoinAnswer {
-                    conn: j.conn,
-                    app: j.app,
-                    channel: j.channel.clone(),
-                    user: None,
-                    accepted: false,
-                    frames: vec![
-                        ServerEvent::SubscriptionError {
-                            channel: j.channel.as_str(),
-                            error_type: "ClusterUnavailable",
-                            error: "The cluster's Redis did not answer; subscribe again",
-                            status: 503,
-                        }
-                        .to_frame(),
-                    ],
-                };
-                (c, Then::Join(j.from, refusal))
+                c
             }
-            Command::Owner(OwnerMsg::Leave { app, channel, user }) => {
-                let mut c = self.call(ScriptId::Leave);
-                let removed = match &user {
+            Command::Owner(_, OwnerMsg::Leave { app, channel, user }) => {
+                let mut c = self.op(ScriptId::Leave, op);
+                let removed = match user {
                     Some(u) => ServerEvent::MemberRemoved {
                         channel: channel.as_str(),
                         user_id: u,
@@ -202,104 +239,111 @@ impl Encoder {
                     .to_frame(),
                     None => Bytes::new(),
                 };
-                let (pre, post) = self.counts(app, &channel);
-                c.arg(self.app_id(app))
+                let (pre, post) = self.counts(*app, channel);
+                c.arg(self.app_id(*app))
                     .arg(channel.as_str())
                     .arg(user.as_deref().unwrap_or(""))
                     .arg(&removed[..])
                     .arg(pre)
                     .arg(post);
-                (c, Then::Nothing)
+                c
             }
-            Command::Owner(OwnerMsg::Cache {
-                app,
-                channel,
-                data,
-                frame,
-                except,
-            }) => self.publish(vec![Item {
-                app,
-                channel,
-                frame,
-                except,
-                cache: Some(data),
-            }]),
-            Command::Publish(items) => self.publish(items),
-            Command::Owner(OwnerMsg::Signin {
-                app,
-                user,
-                watchlist,
-                from,
-                conn,
-            }) => {
-                let mut c = self.call(ScriptId::Signin);
+            Command::Owner(
+                _,
+                OwnerMsg::Cache {
+                    app,
+                    channel,
+                    data,
+                    frame,
+                    except,
+                },
+            ) => {
+                let item = Item {
+                    app: *app,
+                    channel: channel.clone(),
+                    frame: frame.clone(),
+                    except: *except,
+                    cache: Some(data.clone()),
+                };
+                self.publish(std::slice::from_ref(&item), op, local_done)
+            }
+            Command::Publish(items, _) => self.publish(items, op, local_done),
+            Command::Owner(
+                _,
+                OwnerMsg::Signin {
+                    app,
+                    user,
+                    watchlist,
+                    from,
+                    conn,
+                },
+            ) => {
+                let mut c = self.op(ScriptId::Signin, op);
                 let online = ServerEvent::WatchlistEvents {
-                    online: &[&user],
+                    online: &[user],
                     offline: &[],
                 }
                 .to_frame();
-                c.arg(self.app_id(app))
-                    .arg(&*user)
+                c.arg(self.app_id(*app))
+                    .arg(&**user)
                     .arg(from.0)
                     .arg(conn.slot)
                     .arg(conn.generation)
                     .arg(&online[..]);
-                for w in &watchlist {
+                for w in watchlist {
                     c.arg(&**w);
                 }
-                (c, Then::Nothing)
+                c
             }
-            Command::Owner(OwnerMsg::Signout {
-                app,
-                user,
-                watchlist,
-            }) => {
-                let mut c = self.call(ScriptId::Signout);
-                let offline = ServerEvent::WatchlistEvents {
-                    online: &[],
-                    offline: &[&user],
-                }
-                .to_frame();
-                c.arg(self.app_id(app)).arg(&*user).arg(&offline[..]);
-                for w in &watchlist {
+            Command::Owner(
+                _,
+                OwnerMsg::Signout {
+                    app,
+                    user,
+                    watchlist,
+                },
+            ) => {
+                let mut c = self.op(ScriptId::Signout, op);
+                c.arg(self.app_id(*app))
+                    .arg(&**user)
+                    .arg(&offline_frame(user)[..]);
+                for w in watchlist {
                     c.arg(&**w);
                 }
-                (c, Then::Nothing)
+                c
             }
             Command::Terminate { app, user } => {
-                let mut c = self.call(ScriptId::Terminate);
-                c.arg(self.app_id(app)).arg(&*user);
-                (c, Then::Nothing)
+                let mut c = self.op(ScriptId::Terminate, op);
+                c.arg(self.app_id(*app))
+                    .arg(&**user)
+                    .arg(if local_done { "1" } else { "0" });
+                c
             }
-            Command::Ask(q, reply) => {
+            Command::Ask(q, _) => {
                 let mut c = self.call(ScriptId::Query);
-                let kind = match &q {
+                match q {
                     Question::Channel { app, channel } => {
                         c.arg("c").arg(self.app_id(*app)).arg(channel.as_str());
-                        AskKind::Channel
                     }
                     Question::Channels { app, prefix } => {
                         c.arg("l").arg(self.app_id(*app)).arg(prefix);
-                        AskKind::Channels
                     }
                     Question::Users { app, channel } => {
                         c.arg("u").arg(self.app_id(*app)).arg(channel.as_str());
-                        AskKind::Users
                     }
                     Question::Nodes { app } => {
                         c.arg("n").arg(self.app_id(*app));
-                        AskKind::Nodes
                     }
-                };
-                (c, Then::Answer(kind, reply))
+                }
+                c
             }
-            Command::Stop(_) => return None,
+            Command::Snapshot(..) | Command::Stop(_) => return None,
         })
     }
 
-    fn publish(&self, items: Vec<Item>) -> (redis::Cmd, Then) {
-        let mut c = self.call(ScriptId::Publish);
-        for i in &items {
+    fn publish(&self, items: &[Item], op: u64, local_done: bool) -> redis::Cmd {
+        let mut c = self.op(ScriptId::Publish, op);
+        for i in items {
             let ttl = match &i.cache {
                 Some(_) => (self.apps.get(i.app).cfg.cache_ttl.saturating_mul(1000)).to_string(),
                 None => String::new(),
@@ -309,273 +353,69 @@ impl Encoder {
                 .arg(sid(&i.except))
                 .arg(&i.frame[..])
                 .arg(i.cache.as_deref().unwrap_or(""))
-                .arg(ttl);
+                .arg(ttl)
+                .arg(if local_done { "1" } else { "0" });
         }
-        (c, Then::Nothing)
+        c
     }
 
-    /// The HEARTBEAT call: the lease and this node's connections per app.
+    /// The app triples of HEARTBEAT, REGISTER and GOODBYE: each app's id, this node's open
+    /// connections to it, and whether it sends `subscription_count`.
+    pub fn app_triples(&self, c: &mut redis::Cmd) {
+        for i in 0..self.apps.len() {
+            let app = self.apps.get(AppIdx(i as u32));
+            c.arg(&app.cfg.id)
+                .arg(app.local_connections())
+                .arg(if app.cfg.subscription_count { "1" } else { "0" });
+        }
+    }
+
+    /// The HEARTBEAT call with a lease of `lease_ms`.
     pub fn heartbeat(&self, lease_ms: u64) -> redis::Cmd {
         let mut c = self.call(ScriptId::Heartbeat);
         c.arg(lease_ms);
-        for i in 0..self.apps.len() {
-            let app = self.apps.get(AppIdx(i as u32));
-            c.arg(&app.cfg.id).arg(app.local_connections());
-        }
+        self.app_triples(&mut c);
+        c
+    }
+
+    /// The REGISTER call: the epoch this node knows, a fresh one for a Redis without any, the
+    /// operation number to start from, the lease, whether to start from scratch anyway, and
+    /// the highest operation number Redis answered this node.
+    pub fn register(
+        &self,
+        known: &str,
+        fresh: &str,
+        floor: u64,
+        lease_ms: u64,
+        force: bool,
+        answered: u64,
+    ) -> redis::Cmd {
+        let mut c = self.call(ScriptId::Register);
+        c.arg(known)
+            .arg(fresh)
+            .arg(floor)
+            .arg(lease_ms)
+            .arg(if force { "1" } else { "0" })
+            .arg(answered);
+        self.app_triples(&mut c);
         c
     }
 
     /// The GOODBYE call.
     pub fn goodbye(&self) -> redis::Cmd {
         let mut c = self.call(ScriptId::Goodbye);
-        for i in 0..self.apps.len() {
-            c.arg(&self.apps.get(AppIdx(i as u32)).cfg.id);
-        }
+        self.app_triples(&mut c);
         c
     }
 }
 
-/// The answer a QUERY reply gives.
-pub fn answer(kind: AskKind, reply: &redis::Value, limits: &Limits) -> Answer {
-    let items = match reply {
-        redis::Value::Array(v) => v.as_slice(),
-        _ => &[],
-    };
-    match kind {
-        AskKind::Channel => Answer::Channel(ChannelInfo {
-            subscriptions: items.first().map_or(0, int),
-            users: items.get(1).map_or(0, int),
-            cache: items
-                .get(2)
-                .map(|d| (text(d), items.get(3).map_or(0, int).div_ceil(1000))),
-        }),
-        AskKind::Channels => Answer::Channels(
-            items
-                .chunks_exact(3)
-                .filter_map(|c| {
-                    let name = ChannelName::parse(&text(&c[0]), limits).ok()?;
-                    Some((
-                        Arc::new(name),
-                        ChannelInfo {
-                            subscriptions: int(&c[1]),
-                            users: int(&c[2]),
-                            cache: None,
-                        },
-                    ))
-                })
-                .collect(),
-        ),
-        AskKind::Users => Answer::Users(items.iter().map(|v| UserId::from(text(v))).collect()),
-        AskKind::Nodes => Answer::Nodes(
-            items
-                .chunks_exact(3)
-                .map(|n| NodeInfo {
-                    id: text(&n[0]),
-                    connections: int(&n[1]),
-                    // PTTL: -2 for a lease that is gone, -1 for one without expiry (never set).
-                    lease_ms_left: match &n[2] {
-                        redis::Value::Int(ms) if *ms >= 0 => Some(*ms as u64),
-                        _ => None,
-                    },
-                })
-                .collect(),
-        ),
+/// The watchlist frame saying `user` went offline.
+pub fn offline_frame(user: &str) -> Bytes {
+    ServerEvent::WatchlistEvents {
+        online: &[],
+        offline: &[user],
     }
-}
-
-fn int(v: &redis::Value) -> u64 {
-    match v {
-        redis::Value::Int(i) => (*i).max(0) as u64,
-        other => text(other).parse().unwrap_or(0),
-    }
-}
-
-fn text(v: &redis::Value) -> String {
-    match v {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        redis::Value::SimpleString(s) => s.clone(),
-        redis::Value::Int(i) => i.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// Where a decoded inbox entry goes.
-#[derive(Debug)]
-pub enum Delivery {
-    /// To every worker of this node.
-    All(ShardMsg),
-    /// To one worker.
-    One(ShardId, ShardMsg),
-}
-
-/// Turns inbox entries into shard messages.
-#[derive(Debug)]
-pub struct Decoder {
-    pub apps: Arc<Apps>,
-    pub limits: Limits,
-}
-
-/// One entry's fields.
-pub struct Fields<'a>(pub &'a [(Vec<u8>, Vec<u8>)]);
-
-impl Fields<'_> {
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name.as_bytes())
-            .map(|(_, v)| v.as_slice())
-    }
-
-    fn str(&self, name: &str) -> Option<&str> {
-        std::str::from_utf8(self.get(name)?).ok()
-    }
-
-    fn num<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
-        self.str(name)?.parse().ok()
-    }
-
-    /// A JSON list of strings (an empty Lua table encodes as `{}`).
-    fn list(&self, name: &str) -> Vec<String> {
-        self.get(name)
-            .and_then(|b| serde_json::from_slice::<Vec<String>>(b).ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Decoder {
-    fn app(&self, f: &Fields<'_>) -> Option<AppIdx> {
-        Some(self.apps.by_id(f.str("a")?)?.idx)
-    }
-
-    fn channel(&self, f: &Fields<'_>) -> Option<Channel> {
-        Some(Arc::new(
-            ChannelName::parse(f.str("c")?, &self.limits).ok()?,
-        ))
-    }
-
-    fn conn(f: &Fields<'_>) -> Option<(ShardId, ConnKey)> {
-        Some((
-            ShardId(f.num("w")?),
-            ConnKey {
-                slot: f.num("s")?,
-                generation: f.num("g")?,
-            },
-        ))
-    }
-
-    /// What one entry delivers; nothing for an entry this node cannot read (an app it does
-    /// not serve: every node of a cluster must serve the same apps).
-    pub fn decode(&self, f: &Fields<'_>) -> Vec<Delivery> {
-        self.try_decode(f).unwrap_or_default()
-    }
-
-    fn try_decode(&self, f: &Fields<'_>) -> Option<Vec<Delivery>> {
-        Some(match f.str("t")? {
-            "p" => {
-                let except = match f.str("x")? {
-                    "" => None,
-                    s => Some(SocketId::parse(s).ok()?),
-                };
-                vec![Delivery::All(ShardMsg::Publish {
-                    app: self.app(f)?,
-                    channel: self.channel(f)?,
-                    frame: Bytes::copy_from_slice(f.get("f")?),
-                    except,
-                })]
-            }
-            "ja" => {
-                let (worker, conn) = Self::conn(f)?;
-                let channel = self.channel(f)?;
-                let user = f.str("u").filter(|u| !u.is_empty()).map(UserId::from);
-                let accepted = f.str("ok")? == "1";
-                let name = channel.as_str();
-                let mut frames = Vec::with_capacity(2);
-                if !accepted {
-                    let max = self.limits.max_presence_members;
-                    let msg = format!("Presence channel is full ({max} members)");
-                    frames.push(
-                        ServerEvent::SubscriptionError {
-                            channel: name,
-                            error_type: "LimitReached",
-                            error: &msg,
-                            status: 403,
-                        }
-                        .to_frame(),
-                    );
-                } else if user.is_some() {
-                    let flat = f.list("m");
-                    let members: Vec<(&str, &str)> = flat
-                        .chunks_exact(2)
-                        .map(|p| (p[0].as_str(), p[1].as_str()))
-                        .collect();
-                    frames.push(
-                        ServerEvent::PresenceSubscriptionSucceeded {
-                            channel: name,
-                            members: &members,
-                        }
-                        .to_frame(),
-                    );
-                } else {
-                    frames.push(ServerEvent::SubscriptionSucceeded { channel: name }.to_frame());
-                }
-                if accepted {
-                    if let Some(cached) = f.get("cf") {
-                        frames.push(Bytes::copy_from_slice(cached));
-                    } else if f.get("cm").is_some() {
-                        frames.push(ServerEvent::CacheMiss { channel: name }.to_frame());
-                    }
-                }
-                vec![Delivery::One(
-                    worker,
-                    ShardMsg::JoinAnswer(JoinAnswer {
-                        conn,
-                        app: self.app(f)?,
-                        channel: channel.clone(),
-                        user: if accepted { user } else { None },
-                        accepted,
-                        frames,
-                    }),
-                )]
-            }
-            "wl" => {
-                let (worker, conn) = Self::conn(f)?;
-                let (on, off) = (f.list("on"), f.list("off"));
-                let on: Vec<&str> = on.iter().map(String::as_str).collect();
-                let off: Vec<&str> = off.iter().map(String::as_str).collect();
-                let frame = ServerEvent::WatchlistEvents {
-                    online: &on,
-                    offline: &off,
-                }
-                .to_frame();
-                vec![Delivery::One(
-                    worker,
-                    ShardMsg::ToConn {
-                        conn,
-                        frames: vec![frame],
-                    },
-                )]
-            }
-            "tu" => {
-                let app = self.app(f)?;
-                let frame = Bytes::copy_from_slice(f.get("f")?);
-                f.list("u")
-                    .into_iter()
-                    .map(|u| {
-                        Delivery::All(ShardMsg::ToUser {
-                            app,
-                            user: UserId::from(u),
-                            frame: frame.clone(),
-                        })
-                    })
-                    .collect()
-            }
-            "tm" => vec![Delivery::All(ShardMsg::Terminate {
-                app: self.app(f)?,
-                user: UserId::from(f.str("u")?),
-            })],
-            _ => return None,
-        })
-    }
+    .to_frame()
 }
 
 #[cfg(test)]

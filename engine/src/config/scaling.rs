@@ -10,6 +10,11 @@
 //! `REDIS_PASSWORD=null`). The same settings are the `[scaling]` table of the config file and
 //! the `--scaling` and `--redis-*` flags.
 //!
+//! Two settings are ringcast's own: how long a silent node lives before the others reap it
+//! (`node_timeout`, `RINGCAST_NODE_TIMEOUT`, `--node-timeout`) and how many bytes of work for
+//! Redis a node holds while Redis is slow or away (`buffer_bytes`,
+//! `RINGCAST_CLUSTER_BUFFER_BYTES`, `--cluster-buffer-bytes`).
+//!
 //! A password never leaves this module in text: [`RedisTarget`]'s `Debug` and
 //! [`RedisTarget::display`] leave it out, and so do the errors about a bad `REDIS_URL`.
 
@@ -23,6 +28,18 @@ use super::ConfigError;
 /// for more exist, none with millions).
 const MAX_DB: i64 = 1 << 20;
 
+/// The default [`Scaling::node_timeout`], in seconds.
+pub const NODE_TIMEOUT_SECS: u64 = 30;
+/// The shortest node timeout: the lease must outlive a few missed heartbeats (one a second)
+/// on a busy host before a live node is taken for dead.
+const MIN_NODE_TIMEOUT_SECS: u64 = 3;
+const MAX_NODE_TIMEOUT_SECS: u64 = 3600;
+/// The default [`Scaling::buffer_bytes`]: as much as a worker's mesh inbox holds.
+pub const BUFFER_BYTES: usize = 64 << 20;
+/// The smallest buffer: room for a few of the largest API requests.
+const MIN_BUFFER_BYTES: usize = 1 << 20;
+const MAX_BUFFER_BYTES: usize = 1 << 40;
+
 /// Where this node's cluster lives.
 #[derive(Clone, Debug)]
 pub struct Scaling {
@@ -31,6 +48,28 @@ pub struct Scaling {
     pub prefix: String,
     /// The Redis server.
     pub redis: RedisTarget,
+    /// How long a node that stopped renewing its lease (killed, frozen, cut off) is still
+    /// taken for alive: within this time of its last heartbeat a survivor removes its
+    /// members, subscriptions and sign-ins. Default 30 s, from 3 s to an hour: shorter finds
+    /// dead nodes sooner, and takes a node whose heartbeats are late (a host stalled for the
+    /// whole timeout) for dead; that node then registers again with its clients, who see
+    /// their members leave and come back.
+    pub node_timeout: std::time::Duration,
+    /// Bytes of work for Redis a node holds, queued or waiting for an unreachable Redis,
+    /// before the HTTP API answers 503 (and client frames are read more slowly). Also the
+    /// bound of the publishes kept for a few seconds after Redis ran them
+    /// (`crate::cluster::outbox`). Default 64 MiB, at least 1 MiB: at 1,000 publishes of
+    /// 1 KiB a second, a minute of outage.
+    pub buffer_bytes: usize,
+}
+
+impl Scaling {
+    /// The lease a heartbeat sets: the node timeout less the heartbeat interval, so that a
+    /// survivor's heartbeat reaps a dead node within the node timeout of its last one.
+    pub fn lease(&self) -> std::time::Duration {
+        self.node_timeout
+            .saturating_sub(crate::cluster::command::HEARTBEAT_EVERY)
+    }
 }
 
 /// A Redis server and the credentials to use it with.
@@ -109,6 +148,9 @@ pub struct ScalingLayer {
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: Option<i64>,
+    /// [`Scaling::node_timeout`], in seconds.
+    pub node_timeout: Option<u64>,
+    pub buffer_bytes: Option<usize>,
 }
 
 impl ScalingLayer {
@@ -117,7 +159,18 @@ impl ScalingLayer {
         macro_rules! take {
             ($($f:ident),*) => { $(if over.$f.is_some() { self.$f = over.$f.clone(); })* };
         }
-        take!(enabled, channel, url, host, port, username, password, db);
+        take!(
+            enabled,
+            channel,
+            url,
+            host,
+            port,
+            username,
+            password,
+            db,
+            node_timeout,
+            buffer_bytes
+        );
     }
 
     /// The layer of the environment (and `.env`) variables.
@@ -137,6 +190,20 @@ impl ScalingLayer {
         l.password = get("REDIS_PASSWORD");
         if let Some(v) = get("REDIS_DB") {
             l.db = Some(parse_db(&v, "REDIS_DB")?);
+        }
+        if let Some(v) = get("RINGCAST_NODE_TIMEOUT") {
+            l.node_timeout = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad("RINGCAST_NODE_TIMEOUT", "a number of seconds", &v))?,
+            );
+        }
+        if let Some(v) = get("RINGCAST_CLUSTER_BUFFER_BYTES") {
+            l.buffer_bytes = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad("RINGCAST_CLUSTER_BUFFER_BYTES", "a number of bytes", &v))?,
+            );
         }
         Ok(l)
     }
@@ -181,9 +248,27 @@ impl ScalingLayer {
                 &target.db.to_string(),
             ));
         }
+        let node_timeout = self.node_timeout.unwrap_or(NODE_TIMEOUT_SECS);
+        if !(MIN_NODE_TIMEOUT_SECS..=MAX_NODE_TIMEOUT_SECS).contains(&node_timeout) {
+            return Err(bad(
+                "node_timeout",
+                "a number of seconds from 3 to 3600",
+                &node_timeout.to_string(),
+            ));
+        }
+        let buffer_bytes = self.buffer_bytes.unwrap_or(BUFFER_BYTES);
+        if !(MIN_BUFFER_BYTES..=MAX_BUFFER_BYTES).contains(&buffer_bytes) {
+            return Err(bad(
+                "buffer_bytes",
+                "a number of bytes from 1048576 (1 MiB) to 1 TiB",
+                &buffer_bytes.to_string(),
+            ));
+        }
         Ok(Some(Scaling {
             prefix,
             redis: target,
+            node_timeout: std::time::Duration::from_secs(node_timeout),
+            buffer_bytes,
         }))
     }
 }
@@ -445,6 +530,40 @@ mod tests {
     }
 
     #[test]
+    fn node_timeout_and_buffer_come_from_every_layer_and_are_checked() {
+        let on = [("REVERB_SCALING_ENABLED", "true")];
+        let s = resolve(&on).unwrap().unwrap();
+        assert_eq!(s.node_timeout.as_secs(), NODE_TIMEOUT_SECS);
+        assert_eq!(s.lease().as_secs(), NODE_TIMEOUT_SECS - 1);
+        assert_eq!(s.buffer_bytes, BUFFER_BYTES);
+        let s = resolve(&[
+            ("REVERB_SCALING_ENABLED", "true"),
+            ("RINGCAST_NODE_TIMEOUT", "5"),
+            ("RINGCAST_CLUSTER_BUFFER_BYTES", "2097152"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.node_timeout.as_secs(), 5);
+        assert_eq!(s.buffer_bytes, 2 << 20);
+        for (name, value, needle) in [
+            ("RINGCAST_NODE_TIMEOUT", "2", "node_timeout"),
+            ("RINGCAST_NODE_TIMEOUT", "3601", "node_timeout"),
+            ("RINGCAST_NODE_TIMEOUT", "soon", "RINGCAST_NODE_TIMEOUT"),
+            ("RINGCAST_CLUSTER_BUFFER_BYTES", "1000", "buffer_bytes"),
+            (
+                "RINGCAST_CLUSTER_BUFFER_BYTES",
+                "-1",
+                "RINGCAST_CLUSTER_BUFFER_BYTES",
+            ),
+        ] {
+            let e = resolve(&[("REVERB_SCALING_ENABLED", "true"), (name, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
     fn the_file_table_the_environment_and_the_flags_layer_in_order() {
         use crate::config::{Config, Overrides};
         let dir = std::env::temp_dir().join(format!("ringcast-scaling-{}", std::process::id()));
@@ -452,7 +571,7 @@ mod tests {
         let file = dir.join("ringcast.toml");
         std::fs::write(
             &file,
-            "[scaling]\nenabled = true\nchannel = \"fromfile\"\nhost = \"filehost\"\nport = 7001\ndb = 4\n\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n",
+            "[scaling]\nenabled = true\nchannel = \"fromfile\"\nhost = \"filehost\"\nport = 7001\ndb = 4\nnode_timeout = 9\nbuffer_bytes = 4194304\n\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n",
         )
         .unwrap();
         let mut flags = Overrides {
@@ -460,10 +579,18 @@ mod tests {
             ..Overrides::default()
         };
         flags.scaling.port = Some(7003);
-        let cfg = Config::load(&flags, &dir, &env(&[("REDIS_HOST", "envhost")])).unwrap();
+        flags.scaling.node_timeout = Some(11);
+        let cfg = Config::load(
+            &flags,
+            &dir,
+            &env(&[("REDIS_HOST", "envhost"), ("RINGCAST_NODE_TIMEOUT", "10")]),
+        )
+        .unwrap();
         let s = cfg.scaling.unwrap();
         assert_eq!(s.prefix, "fromfile");
         assert_eq!(s.redis.display(), "redis://envhost:7003/4");
+        assert_eq!(s.node_timeout.as_secs(), 11, "the flag wins");
+        assert_eq!(s.buffer_bytes, 4 << 20, "from the file");
         let off = Config::load(&flags, &dir, &env(&[("REVERB_SCALING_ENABLED", "false")])).unwrap();
         assert!(
             off.scaling.is_none(),

@@ -99,8 +99,8 @@ async fn publish(
             .shared
             .cluster
             .as_ref()
-            .map(|c| c.node().to_string())
-            .map(|me| (me, w.ask(ShardId(0), Question::Nodes { app })));
+            .map(|c| (c.node().to_string(), c.lease()))
+            .map(|(me, lease)| (me, lease, w.ask(ShardId(0), Question::Nodes { app })));
         (n, waits, cluster)
     };
     let deadline = Instant::now() + ANSWER_WAIT;
@@ -113,8 +113,10 @@ async fn publish(
     }
     let mut listed = None;
     let mut me = String::new();
-    if let Some((id, rx)) = cluster {
+    let mut lease = Duration::ZERO;
+    if let Some((id, l, rx)) = cluster {
         me = id;
+        lease = l;
         let left = deadline.saturating_duration_since(Instant::now());
         if let Ok(Ok(Answer::Nodes(nodes))) = monoio::time::timeout(left, rx).await {
             listed = Some(nodes);
@@ -123,6 +125,7 @@ async fn publish(
     let view = (!me.is_empty()).then(|| ClusterView {
         this: &me,
         nodes: listed.as_deref(),
+        lease,
     });
     let doc = document(app, app_id, node, workers, &reports, view, unix_ms()).to_string();
     let frame = ServerEvent::ChannelEvent {

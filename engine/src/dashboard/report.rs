@@ -23,7 +23,7 @@
 //! [`Question::Nodes`](crate::state::msg::Question::Nodes): each with its connections to the app
 //! (this node's counted live here, the others' as their last heartbeat wrote them),
 //! `lease_ms_left` (the lease's PTTL) and `lease_age_secs`, the time since the node last renewed
-//! its lease: [`LEASE`] minus what is left, to a tenth of a second (about 0 to 1 for a node that
+//! its lease: the lease's length ([`ClusterView::lease`]) minus what is left, to a tenth of a second (about 0 to 1 for a node that
 //! renews every second; `null` once the lease has expired). Only this node has `workers` and
 //! `started_at`; when Redis did not answer in time, this node is listed alone.
 //!
@@ -36,7 +36,6 @@ use ringcast_protocol::ws::close::CloseCode;
 use serde_json::{Value, json};
 
 use super::CHANNEL_PREFIX;
-use crate::cluster::link::LEASE;
 use crate::ids::{AppIdx, ShardId};
 use crate::state::msg::NodeInfo;
 use crate::stats::{ABNORMAL_CLOSURE, ChannelReport, Totals, WorkerReport};
@@ -79,11 +78,13 @@ pub struct ClusterView<'a> {
     pub this: &'a str,
     /// The nodes as Redis listed them, or `None` when it did not answer in time.
     pub nodes: Option<&'a [NodeInfo]>,
+    /// How long a lease lasts (`crate::cluster::Cluster::lease`).
+    pub lease: std::time::Duration,
 }
 
 /// Seconds since a lease with `left_ms` to run was renewed, to a tenth.
-pub fn lease_age_secs(left_ms: u64) -> f64 {
-    let lease = LEASE.as_millis() as u64;
+pub fn lease_age_secs(left_ms: u64, lease: std::time::Duration) -> f64 {
+    let lease = lease.as_millis() as u64;
     (lease.saturating_sub(left_ms) / 100) as f64 / 10.0
 }
 
@@ -181,8 +182,8 @@ pub fn document(
         "connections": c.connections(),
         "workers": per_worker,
     });
-    let nodes = match cluster.and_then(|v| Some((v.this, v.nodes?))) {
-        Some((me, listed)) => {
+    let nodes = match cluster.and_then(|v| Some((v.this, v.nodes?, v.lease))) {
+        Some((me, listed, lease)) => {
             let mut listed: Vec<&NodeInfo> = listed.iter().collect();
             listed.sort_by(|a, b| a.id.cmp(&b.id));
             let mut out: Vec<Value> = listed
@@ -198,7 +199,7 @@ pub fn document(
                         (v, n.lease_ms_left)
                     };
                     v["lease_ms_left"] = age.into();
-                    v["lease_age_secs"] = age.map(lease_age_secs).into();
+                    v["lease_age_secs"] = age.map(|a| lease_age_secs(a, lease)).into();
                     v
                 })
                 .collect();
@@ -353,6 +354,7 @@ mod tests {
         let view = ClusterView {
             this: "aa",
             nodes: Some(&listed),
+            lease: std::time::Duration::from_secs(30),
         };
         let doc = document(AppIdx(0), "1001", &node, 1, &reports, Some(view), 99);
         let nodes = doc["nodes"].as_array().unwrap();
@@ -371,6 +373,7 @@ mod tests {
         let silent = ClusterView {
             this: "aa",
             nodes: None,
+            lease: std::time::Duration::from_secs(30),
         };
         let doc = document(AppIdx(0), "1001", &node, 1, &reports, Some(silent), 99);
         assert_eq!(doc["nodes"].as_array().unwrap().len(), 1);

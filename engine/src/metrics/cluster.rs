@@ -81,13 +81,13 @@ pub fn render(e: &mut Exposition, c: &ClusterInput) {
     e.family(
         "ringcast_redis_queued_bytes",
         Kind::Gauge,
-        "Bytes of cluster commands waiting for the link's command thread.",
+        "Bytes of cluster commands waiting for the link's command thread or held for an unreachable Redis.",
     );
     e.sample("ringcast_redis_queued_bytes", &[], c.queued_bytes);
     e.family(
         "ringcast_redis_queue_limit_bytes",
         Kind::Gauge,
-        "The bound of that queue (max_mesh_bytes); past it the API answers 503.",
+        "The bound of that queue (RINGCAST_CLUSTER_BUFFER_BYTES); past it the API answers 503.",
     );
     e.sample("ringcast_redis_queue_limit_bytes", &[], c.limit_bytes);
 }

@@ -96,6 +96,9 @@ pub struct Join {
     /// The shard of the subscribing connection, where the answer goes.
     pub from: ShardId,
     pub conn: ConnKey,
+    /// The join's number on its shard, repeated in the answer: the answer is for the pending
+    /// join with this number and no other (an answer that finds none undoes the join).
+    pub seq: u32,
     pub socket_id: SocketId,
     /// Presence channels: the member's user id and `user_info` JSON.
     pub member: Option<(UserId, String)>,
@@ -108,6 +111,8 @@ pub struct Join {
 #[derive(Clone, Debug)]
 pub struct JoinAnswer {
     pub conn: ConnKey,
+    /// The [`Join::seq`] it answers.
+    pub seq: u32,
     pub app: AppIdx,
     pub channel: Channel,
     /// The presence user id, repeated for the subscriber's records.
@@ -142,6 +147,41 @@ pub enum ShardMsg {
     JoinAnswer(JoinAnswer),
     /// Close every local connection signed in as `user` (the API's `terminate_connections`).
     Terminate { app: AppIdx, user: UserId },
+}
+
+/// A presence member: its user id and `user_info` JSON.
+pub type Member = (UserId, Arc<str>);
+
+/// What one shard's connections hold, as a cluster node re-asserts it in a Redis that lost it
+/// (`crate::cluster::rebuild`): the truth the node's share of the cluster-wide facts is
+/// rebuilt from.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// One entry per confirmed subscription: the channel and, on a presence channel, the
+    /// member's user id and `user_info` JSON.
+    pub subs: Vec<(AppIdx, Channel, Option<Member>)>,
+    /// One entry per signed-in connection: its user and the user ids it watches.
+    pub signins: Vec<(AppIdx, UserId, Vec<UserId>)>,
+    /// The [`Join::seq`] of every join still waiting for its answer.
+    pub pending: Vec<u32>,
+}
+
+impl Snapshot {
+    /// Bytes it is counted as in the cluster link's queue.
+    pub fn cost(&self) -> usize {
+        let member =
+            |m: &Option<(UserId, Arc<str>)>| m.as_ref().map_or(0, |(u, i)| u.len() + i.len());
+        self.subs
+            .iter()
+            .map(|(_, c, m)| 32 + c.as_str().len() + member(m))
+            .sum::<usize>()
+            + self
+                .signins
+                .iter()
+                .map(|(_, u, w)| 32 + u.len() + w.iter().map(|x| 16 + x.len()).sum::<usize>())
+                .sum::<usize>()
+            + self.pending.len() * 4
+    }
 }
 
 /// A question about owned facts.

@@ -252,6 +252,7 @@ impl Owner {
                     }
                     let answer = JoinAnswer {
                         conn: join.conn,
+                        seq: join.seq,
                         app: join.app,
                         channel: join.channel,
                         user: None,
@@ -303,6 +304,7 @@ impl Owner {
             }
             answer = Some(JoinAnswer {
                 conn: join.conn,
+                seq: join.seq,
                 app: join.app,
                 channel: join.channel.clone(),
                 user: join.member.as_ref().map(|(u, _)| u.clone()),

@@ -36,6 +36,8 @@ use ringcast_protocol::pusher::message::{ClientMessage, parse_client_message};
 use ringcast_protocol::pusher::socket_id::SocketId;
 use slab::Slab;
 
+mod snapshot;
+
 use super::msg::{Channel, Join, JoinAnswer, OwnerMsg, ShardMsg, UserId};
 use super::registry::Registry;
 use super::{Closing, Effect};
@@ -58,14 +60,26 @@ struct ConnUser {
     signed_in: Option<(UserId, Option<String>)>,
     /// The user ids it watches.
     watchlist: Vec<UserId>,
-    /// Presence channels it is a member of, with the user id it joined as.
-    presence: Vec<(Channel, UserId)>,
-    /// Joins that wait for the owner's answer, oldest first, each with whether it is still
-    /// wanted (an unsubscribe abandons it; its answer then undoes it). The owner of a channel
-    /// answers its joins in the order they were sent, so an answer is for the oldest join of
-    /// its channel: a join abandoned and made again has two entries, and the first answer is
-    /// not taken for the second join.
-    pending: Vec<(Channel, bool)>,
+    /// Presence channels it is a member of, with the user id it joined as and, when every
+    /// join goes through the owner (a cluster), its `user_info`: what the node re-asserts in a
+    /// Redis that lost it.
+    presence: Vec<(Channel, UserId, Option<Arc<str>>)>,
+    /// Joins that wait for the owner's answer, oldest first. An answer is for the join with
+    /// its number ([`Join::seq`]): a join abandoned and made again has two entries, and an
+    /// answer given twice (a cluster repeating a join whose outcome it could not know) finds
+    /// its join gone the second time and is undone.
+    pending: Vec<Pending>,
+}
+
+/// A join waiting for its owner's answer.
+#[derive(Debug)]
+struct Pending {
+    channel: Channel,
+    seq: u32,
+    /// Still wanted: an unsubscribe abandons it, and its answer then undoes it.
+    wanted: bool,
+    /// The member's `user_info`, kept for [`ConnUser::presence`] in a cluster.
+    info: Option<Arc<str>>,
 }
 
 /// One connection's rules state, beside the shell's `T`.
@@ -101,7 +115,7 @@ impl<T> Entry<T> {
         self.user.as_ref().is_some_and(|u| {
             u.pending
                 .iter()
-                .any(|(p, wanted)| *wanted && p.as_str() == channel)
+                .any(|p| p.wanted && p.channel.as_str() == channel)
         })
     }
 }
@@ -119,6 +133,8 @@ pub struct Shard<T> {
     signed_in: HashMap<(AppIdx, UserId), Vec<ConnKey>>,
     /// Whether every subscription waits for its owner's answer.
     confirm_all: bool,
+    /// The number of the last join sent to an owner ([`Join::seq`]).
+    join_seq: u32,
     effects: VecDeque<Effect>,
 }
 
@@ -136,6 +152,7 @@ impl<T> Shard<T> {
             registry,
             signed_in: HashMap::new(),
             confirm_all: false,
+            join_seq: 0,
             effects: VecDeque::new(),
         }
     }
@@ -550,9 +567,20 @@ impl<T> Shard<T> {
         }
         let reply = self.confirm_all || member.is_some() || name.is_cache();
         let channel: Channel = Arc::new(name);
+        self.join_seq = self.join_seq.wrapping_add(1);
+        let seq = self.join_seq;
         if reply {
+            let info = member
+                .as_ref()
+                .filter(|_| self.confirm_all)
+                .map(|(_, i)| Arc::from(i.as_str()));
             if let Some(c) = self.entry_mut(key) {
-                c.user_mut().pending.push((channel.clone(), true));
+                c.user_mut().pending.push(Pending {
+                    channel: channel.clone(),
+                    seq,
+                    wanted: true,
+                    info,
+                });
             }
         } else {
             self.add_sub(key, app, &channel);
@@ -568,6 +596,7 @@ impl<T> Shard<T> {
             channel,
             from: self.id,
             conn: key,
+            seq,
             socket_id,
             member,
             reply,
@@ -579,11 +608,16 @@ impl<T> Shard<T> {
     /// Completes a join that waited for the channel's owner, or undoes it when the connection
     /// left or unsubscribed meanwhile.
     fn join_answered(&mut self, a: JoinAnswer) {
+        let mut info = None;
         let still_wanted = self.entry_mut(a.conn).is_some_and(|c| {
             !c.left
                 && c.user.as_mut().is_some_and(|u| {
-                    match u.pending.iter().position(|(p, _)| *p == a.channel) {
-                        Some(i) => u.pending.remove(i).1,
+                    match u.pending.iter().position(|p| p.seq == a.seq) {
+                        Some(i) => {
+                            let p = u.pending.remove(i);
+                            info = p.info;
+                            p.wanted
+                        }
                         None => false,
                     }
                 })
@@ -601,7 +635,7 @@ impl<T> Shard<T> {
         if a.accepted {
             self.add_sub(a.conn, a.app, &a.channel);
             if let (Some(user), Some(c)) = (a.user, self.entry_mut(a.conn)) {
-                c.user_mut().presence.push((a.channel.clone(), user));
+                c.user_mut().presence.push((a.channel.clone(), user, info));
             }
         }
         for f in a.frames {
@@ -613,9 +647,9 @@ impl<T> Shard<T> {
         let Some(c) = self.entry_mut(key) else { return };
         if let Some(u) = c.user.as_mut() {
             // A join still waiting is abandoned; its answer undoes it.
-            for (p, wanted) in &mut u.pending {
-                if p.as_str() == channel {
-                    *wanted = false;
+            for p in &mut u.pending {
+                if p.channel.as_str() == channel {
+                    p.wanted = false;
                 }
             }
         }
@@ -644,7 +678,7 @@ impl<T> Shard<T> {
         let (app, channel) = (ch.app, ch.name.clone());
         let user = self.entry_mut(key).and_then(|c| {
             let u = c.user.as_mut()?;
-            let i = u.presence.iter().position(|(ch, _)| *ch == channel)?;
+            let i = u.presence.iter().position(|(ch, ..)| *ch == channel)?;
             Some(u.presence.swap_remove(i).1)
         });
         if let Some(moved) = self.registry.remove(sub.chan, sub.pos)
@@ -744,8 +778,8 @@ impl<T> Shard<T> {
             c.user.as_ref().and_then(|u| {
                 u.presence
                     .iter()
-                    .find(|(ch, _)| ch.as_str() == channel)
-                    .map(|(_, user)| user.clone())
+                    .find(|(ch, ..)| ch.as_str() == channel)
+                    .map(|(_, user, _)| user.clone())
             })
         } else {
             None
@@ -867,7 +901,7 @@ impl<T> Shard<T> {
         let u = self.entry(key)?.user.as_ref()?;
         u.presence
             .iter()
-            .find(|(c, _)| c.as_str() == channel)
-            .map(|(_, id)| id.clone())
+            .find(|(c, ..)| c.as_str() == channel)
+            .map(|(_, id, _)| id.clone())
     }
 }

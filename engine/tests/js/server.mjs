@@ -132,9 +132,19 @@ export async function startRingcast({ workers, env = {}, args = [] } = {}) {
     alive() {
       return exited === null;
     },
+    /** Sends `sig` (SIGKILL, SIGSTOP, SIGCONT, ...) to the process. */
+    signal(sig) {
+      if (!exited) child.kill(sig);
+    },
+    /** Resolves with how the process ended, once it has. */
+    exited() {
+      return exitPromise;
+    },
     /** SIGTERM, then SIGKILL if it has not exited within a few seconds. */
     async stop() {
       if (exited) return exited;
+      // A process a test froze (SIGSTOP) handles SIGTERM only once it runs again.
+      child.kill('SIGCONT');
       child.kill('SIGTERM');
       const timer = setTimeout(() => {
         if (!exited) child.kill('SIGKILL');
@@ -156,14 +166,65 @@ export async function startRingcast({ workers, env = {}, args = [] } = {}) {
 }
 
 /**
- * Starts Debian's `redis-server` on a free loopback port with persistence off (`--save ''
- * --appendonly no`), as the cluster tests need, and resolves once it accepts connections.
- * `cli(...args)` runs `redis-cli` against it and resolves with its output; `monitor()` starts
- * `redis-cli monitor` and returns `{lines, stop}`.
+ * Starts Debian's `redis-server` on a loopback port (a free one, or `port`) with persistence off
+ * (`--save '' --appendonly no`), as the cluster tests need, and resolves once it accepts
+ * connections. `cli(...args)` runs `redis-cli` against it and resolves with its output;
+ * `monitor()` starts `redis-cli monitor` and returns `{lines, stop}`; `signal(sig)` signals the
+ * process (SIGSTOP, SIGCONT); `crash()` kills it with SIGKILL and `restart()` starts a new, empty
+ * one on the same port.
  */
-export async function startRedis() {
+export async function startRedis({ port: wanted } = {}) {
   const bin = process.env.REDIS_SERVER_BIN || 'redis-server';
-  const port = await freePort();
+  const port = wanted ?? (await freePort());
+  let proc = await spawnRedis(bin, port);
+  const cliBin = process.env.REDIS_CLI_BIN || 'redis-cli';
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return proc.child.pid;
+    },
+    output: () => proc.output(),
+    cli(...args) {
+      return new Promise((resolve, reject) => {
+        execFile(cliBin, ['-p', String(port), ...args], (err, stdout) => (err ? reject(err) : resolve(stdout)));
+      });
+    },
+    monitor() {
+      const m = spawn(cliBin, ['-p', String(port), 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const lines = [];
+      let rest = '';
+      m.stdout.on('data', (chunk) => {
+        const text = rest + chunk.toString('utf8');
+        const parts = text.split('\n');
+        rest = parts.pop();
+        lines.push(...parts);
+      });
+      return { lines, stop: () => m.kill('SIGTERM') };
+    },
+    signal(sig) {
+      if (!proc.exited()) proc.child.kill(sig);
+    },
+    async crash() {
+      if (proc.exited()) return proc.exited();
+      proc.child.kill('SIGKILL');
+      return proc.exitPromise;
+    },
+    async restart() {
+      await this.crash();
+      proc = await spawnRedis(bin, port);
+    },
+    async stop() {
+      if (proc.exited()) return proc.exited();
+      proc.child.kill('SIGCONT');
+      proc.child.kill('SIGTERM');
+      return proc.exitPromise;
+    },
+  };
+}
+
+/** One `redis-server` process on `port`, once it accepts connections. */
+async function spawnRedis(bin, port) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ringcast-redis-'));
   const child = spawn(bin, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -197,32 +258,5 @@ export async function startRedis() {
       reject(new Error(`redis-server exited: ${output}`));
     });
   });
-  const cliBin = process.env.REDIS_CLI_BIN || 'redis-cli';
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    output: () => output,
-    cli(...args) {
-      return new Promise((resolve, reject) => {
-        execFile(cliBin, ['-p', String(port), ...args], (err, stdout) => (err ? reject(err) : resolve(stdout)));
-      });
-    },
-    monitor() {
-      const m = spawn(cliBin, ['-p', String(port), 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      const lines = [];
-      let rest = '';
-      m.stdout.on('data', (chunk) => {
-        const text = rest + chunk.toString('utf8');
-        const parts = text.split('\n');
-        rest = parts.pop();
-        lines.push(...parts);
-      });
-      return { lines, stop: () => m.kill('SIGTERM') };
-    },
-    async stop() {
-      if (exited) return exited;
-      child.kill('SIGTERM');
-      return exitPromise;
-    },
-  };
+  return { child, exitPromise, exited: () => exited, output: () => output };
 }

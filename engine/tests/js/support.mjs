@@ -75,7 +75,7 @@ export function useConfiguredRingcast({ workers = 2, ...config }) {
  * `startRingcast` returns it plus `node`, its cluster node id from its start-up line. A failing
  * test's error carries what every node printed.
  */
-export function useCluster({ nodes: count = 3, workers = 2, env = {}, args = [], ...config }) {
+export function useCluster({ nodes: count = 3, workers = 2, env = {}, args = [], timeout = TEST_TIMEOUT_MS, ...config }) {
   const file = writeConfig(config);
   let redis = null;
   const nodes = [];
@@ -106,7 +106,7 @@ export function useCluster({ nodes: count = 3, workers = 2, env = {}, args = [],
     if (redis) await redis.stop();
   });
   const it = (name, fn) =>
-    test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
+    test(name, { timeout }, async () => {
       if (nodes.length !== count) throw new Error('the cluster is not running (see the suite hook failure)');
       const cleanups = [];
       const defer = (f) => cleanups.push(f);

@@ -1,0 +1,221 @@
+//! The helpers every script starts with.
+//!
+//! Besides writing to the inboxes, they hold the two rules every script shares:
+//!
+//! - **The guard** ([`COMMON`]'s `guard`): a script that changes the cluster's facts first
+//!   checks that the calling node is registered (its `{P}:nop:{node}` key exists) and that its
+//!   operation number is above the highest one Redis has applied for the node. An unregistered
+//!   node (reaped after its lease expired, or unknown to a Redis that lost its data) changes
+//!   nothing and hears [`NOT_REGISTERED`]: a node that comes back cannot resurrect members or
+//!   counts that were already taken away. An operation sent again after a connection broke
+//!   mid-pipeline hears [`ALREADY`] when Redis had run it: every operation counts once.
+//! - **The reaper** (`reap`): one atomic step removes everything a node contributed, with the
+//!   events it causes (`member_removed`, `subscription_count`, watchlist `offline`), built here
+//!   because the node that caused them is gone. It runs for a dead node inside a survivor's
+//!   heartbeat, so exactly one survivor reaps it and the others find nothing left.
+
+/// A script's answer when the calling node is not registered: nothing was done.
+pub const NOT_REGISTERED: i64 = -1;
+/// A script's answer when the operation was already applied: nothing was done again.
+pub const ALREADY: i64 = -2;
+
+/// The Lua every script starts with.
+pub const COMMON: &str = r#"
+local P = ARGV[1]
+local NODE = ARGV[2]
+local MAXLEN = 100000
+local NOT_REGISTERED = -1
+local ALREADY = -2
+local function guard(op)
+  local k = P .. ':nop:' .. NODE
+  local hw = redis.call('GET', k)
+  if not hw then return NOT_REGISTERED end
+  if tonumber(op) <= tonumber(hw) then return ALREADY end
+  redis.call('SET', k, op)
+  return 0
+end
+local function registered()
+  return redis.call('EXISTS', P .. ':nop:' .. NODE) == 1
+end
+local function xadd(node, ...)
+  redis.call('XADD', P .. ':inbox:' .. node, 'MAXLEN', '~', MAXLEN, '*', ...)
+end
+local function interested(app, ch)
+  return redis.call('SMEMBERS', P .. ':int:' .. app .. ':' .. ch)
+end
+local function publish(app, ch, except, frame, skip)
+  for _, n in ipairs(interested(app, ch)) do
+    if n ~= skip then
+      xadd(n, 't', 'p', 'a', app, 'c', ch, 'x', except, 'f', frame)
+    end
+  end
+end
+local function publish_op(app, ch, except, frame, skip, op)
+  local here = false
+  for _, n in ipairs(interested(app, ch)) do
+    if n ~= skip then
+      xadd(n, 't', 'p', 'a', app, 'c', ch, 'x', except, 'f', frame, 'o', NODE, 'n', op)
+      if n == NODE then here = true end
+    end
+  end
+  return here
+end
+local function wsframe(payload)
+  local n = #payload
+  if n < 126 then
+    return string.char(129, n) .. payload
+  elseif n < 65536 then
+    return string.char(129, 126, math.floor(n / 256), n % 256) .. payload
+  end
+  local b = {}
+  for i = 8, 1, -1 do
+    b[i] = n % 256
+    n = math.floor(n / 256)
+  end
+  return string.char(129, 127, unpack(b)) .. payload
+end
+local function jstr(s)
+  return (string.gsub(cjson.encode(s), '\\/', '/'))
+end
+local function removed_frame(ch, user)
+  return wsframe('{"event":"pusher_internal:member_removed","channel":' .. jstr(ch)
+    .. ',"data":' .. jstr('{"user_id":' .. jstr(user) .. '}') .. '}')
+end
+local function offline_frame(user)
+  return wsframe('{"event":"pusher_internal:watchlist_events","data":'
+    .. jstr('{"events":[{"name":"offline","user_ids":[' .. jstr(user) .. ']}]}') .. '}')
+end
+local function count_parts(ch)
+  return '{"event":"pusher_internal:subscription_count","channel":' .. jstr(ch)
+    .. ',"data":"{\\"subscription_count\\":', '}"}'
+end
+local function total(app, ch)
+  local t = 0
+  for _, v in ipairs(redis.call('HVALS', P .. ':subs:' .. app .. ':' .. ch)) do
+    t = t + tonumber(v)
+  end
+  return t
+end
+local THROTTLE_ABOVE = 100
+local THROTTLE_MS = 5000
+local function send_count(app, ch, pre, post)
+  local t = total(app, ch)
+  if t > 0 then
+    publish(app, ch, '', wsframe(pre .. string.format('%d', t) .. post), '')
+  end
+  return t
+end
+local function count(app, ch, pre, post)
+  if pre == '' then return end
+  local field = app .. '\0' .. ch
+  if total(app, ch) > THROTTLE_ABOVE then
+    local k = P .. ':cthr:' .. app .. ':' .. ch
+    if not redis.call('SET', k, '1', 'PX', THROTTLE_MS, 'NX') then
+      redis.call('HSET', P .. ':cdirty', field, pre .. '\0' .. post)
+      return
+    end
+  end
+  send_count(app, ch, pre, post)
+end
+local function flush_counts()
+  local dirty = redis.call('HGETALL', P .. ':cdirty')
+  for i = 1, #dirty, 2 do
+    local app, ch = string.match(dirty[i], '^(.-)%z(.*)$')
+    local k = P .. ':cthr:' .. app .. ':' .. ch
+    if redis.call('EXISTS', k) == 0 then
+      local pre, post = string.match(dirty[i + 1], '^(.-)%z(.*)$')
+      redis.call('HDEL', P .. ':cdirty', dirty[i])
+      if send_count(app, ch, pre, post) > THROTTLE_ABOVE then
+        redis.call('SET', k, '1', 'PX', THROTTLE_MS)
+      end
+    end
+  end
+end
+local function notify(app, user, frame)
+  local watchers = redis.call('HKEYS', P .. ':watch:' .. app .. ':' .. user)
+  if #watchers == 0 then return end
+  local list = cjson.encode(watchers)
+  for _, n in ipairs(redis.call('SMEMBERS', P .. ':nodes')) do
+    xadd(n, 't', 'tu', 'a', app, 'u', list, 'f', frame)
+  end
+end
+local function watch_field(app, watched, watcher)
+  return app .. '\0' .. cjson.encode({watched, watcher})
+end
+local function app_list(from)
+  local apps, sc = {}, {}
+  for i = from, #ARGV, 3 do
+    apps[#apps + 1] = ARGV[i]
+    if ARGV[i + 2] == '1' then sc[ARGV[i]] = true end
+  end
+  return apps, sc
+end
+local function reap(n, events, sc, apps, drop_inbox)
+  redis.call('SREM', P .. ':nodes', n)
+  redis.call('SREM', P .. ':rebuilding', n)
+  local counted = {}
+  local f = redis.call('HGETALL', P .. ':nsubs:' .. n)
+  for i = 1, #f, 2 do
+    local app, ch = string.match(f[i], '^(.-)%z(.*)$')
+    if app then
+      local base = app .. ':' .. ch
+      redis.call('SREM', P .. ':int:' .. base, n)
+      local subs = P .. ':subs:' .. base
+      redis.call('HDEL', subs, n)
+      if redis.call('EXISTS', subs) == 0 then
+        redis.call('SREM', P .. ':chans:' .. app, ch)
+      end
+      if events and sc[app] and string.sub(ch, 1, 9) ~= 'presence-' then
+        counted[#counted + 1] = {app, ch}
+      end
+    end
+  end
+  f = redis.call('HGETALL', P .. ':npc:' .. n)
+  for i = 1, #f, 2 do
+    local app, ch, user = string.match(f[i], '^(.-)%z(.-)%z(.*)$')
+    if app then
+      local base = app .. ':' .. ch
+      local pcnt = P .. ':pcnt:' .. base
+      if redis.call('HINCRBY', pcnt, user, -1) <= 0 then
+        redis.call('HDEL', pcnt, user)
+        redis.call('HDEL', P .. ':pres:' .. base, user)
+        if events then publish(app, ch, '', removed_frame(ch, user), '') end
+      end
+    end
+  end
+  for _, c in ipairs(counted) do
+    local pre, post = count_parts(c[2])
+    count(c[1], c[2], pre, post)
+  end
+  f = redis.call('HGETALL', P .. ':nuon:' .. n)
+  for i = 1, #f, 2 do
+    local app, user = string.match(f[i], '^(.-)%z(.*)$')
+    if app then
+      local uon = P .. ':uon:' .. app
+      if redis.call('HINCRBY', uon, user, -tonumber(f[i + 1])) <= 0 then
+        redis.call('HDEL', uon, user)
+        if events then notify(app, user, offline_frame(user)) end
+      end
+    end
+  end
+  f = redis.call('HGETALL', P .. ':nwatch:' .. n)
+  for i = 1, #f, 2 do
+    local app, pair = string.match(f[i], '^(.-)%z(.*)$')
+    local ok, ids = pcall(cjson.decode, pair or '')
+    if app and ok and type(ids) == 'table' and ids[1] and ids[2] then
+      local k = P .. ':watch:' .. app .. ':' .. ids[1]
+      if redis.call('HINCRBY', k, ids[2], -tonumber(f[i + 1])) <= 0 then
+        redis.call('HDEL', k, ids[2])
+      end
+    end
+  end
+  for _, app in ipairs(apps) do
+    redis.call('HDEL', P .. ':conns:' .. app, n)
+  end
+  redis.call('DEL', P .. ':nsubs:' .. n, P .. ':npc:' .. n, P .. ':nuon:' .. n,
+    P .. ':nwatch:' .. n, P .. ':nop:' .. n, P .. ':node:' .. n)
+  if drop_inbox then
+    redis.call('DEL', P .. ':inbox:' .. n)
+  end
+end
+"#;

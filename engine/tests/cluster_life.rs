@@ -1,0 +1,308 @@
+//! A node's life in the cluster, script by script, against a real `redis-server`: the reaper
+//! of a node whose lease expired (once, with its events, nothing left behind), REGISTER's
+//! three answers, and the re-assertion of a node's share (loud after a reap, silent after a
+//! Redis that lost its data, then SETTLE).
+
+mod redis_scripts;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringcast::cluster::rebuild::{self, Followups, Mode, Totals};
+use ringcast::cluster::scripts::NOT_REGISTERED;
+use ringcast::ids::{AppIdx, ConnKey, ShardId};
+use ringcast::state::msg::{OwnerMsg, Snapshot, UserId};
+
+use redis_scripts::*;
+
+fn signin(user: &str, watchlist: &[&str]) -> OwnerMsg {
+    OwnerMsg::Signin {
+        app: AppIdx(0),
+        user: Arc::from(user),
+        watchlist: watchlist.iter().map(|w| UserId::from(*w)).collect(),
+        from: ShardId(1),
+        conn: ConnKey {
+            slot: 9,
+            generation: 1,
+        },
+    }
+}
+
+/// The `reaped` list of a HEARTBEAT reply.
+fn reaped(v: &redis::Value) -> Vec<String> {
+    let redis::Value::Array(parts) = v else {
+        panic!("{v:?}")
+    };
+    let redis::Value::Array(list) = &parts[3] else {
+        panic!("{v:?}")
+    };
+    list.iter()
+        .map(|x| match x {
+            redis::Value::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_dead_node_is_reaped_once_by_one_survivor_with_its_events_and_nothing_is_left() {
+    let mut r = redis();
+    let apps = apps();
+    let [a, b, c] = registered(&mut r.con, &apps, ["a", "b", "c"], 100);
+    let room = "presence-room";
+    // On a: user 1 (only there) and user 2 (also on b), a plain subscription, user 5 signed in.
+    a.run(&mut r.con, join(room, Some("1"), 1));
+    a.run(&mut r.con, join(room, Some("2"), 2));
+    a.run(&mut r.con, join("news", None, 3));
+    a.run(&mut r.con, signin("5", &[]));
+    // On b: user 2, a watcher of user 5, and a subscriber of news.
+    b.run(&mut r.con, join(room, Some("2"), 4));
+    b.run(&mut r.con, join("news", None, 5));
+    b.run(&mut r.con, signin("6", &["5"]));
+    for n in ["a", "b", "c"] {
+        drain(&mut r.con, n, &apps);
+    }
+    // a's lease runs out (it was killed); b and c both beat afterwards.
+    a.heartbeat(&mut r.con, 1);
+    std::thread::sleep(Duration::from_millis(20));
+    let by_b = b.heartbeat(&mut r.con, 30_000);
+    let by_c = c.heartbeat(&mut r.con, 30_000);
+    assert_eq!(reaped(&by_b), ["a"], "the first survivor reaps");
+    assert!(reaped(&by_c).is_empty(), "the second finds nothing to reap");
+    let on_b = summary(&drain(&mut r.con, "b", &apps));
+    assert_eq!(
+        on_b,
+        [
+            "pusher_internal:member_removed {\"user_id\":\"1\"}",
+            "pusher_internal:subscription_count {\"subscription_count\":1}",
+            "to 6: pusher_internal:watchlist_events {\"events\":[{\"name\":\"offline\",\"user_ids\":[\"5\"]}]}",
+        ],
+        "user 2 stays (on b); once each"
+    );
+    assert!(
+        drain(&mut r.con, "c", &apps).len() <= 1,
+        "c: only the watchlist event"
+    );
+    let left: Vec<String> = all_keys(&mut r.con)
+        .into_iter()
+        .filter(|k| k.ends_with(":a"))
+        .collect();
+    assert!(left.is_empty(), "nothing under a's id: {left:?}");
+    let users: Vec<String> = redis::cmd("HKEYS")
+        .arg("t:pres:7:presence-room")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(users, ["2"]);
+    let subs: i64 = redis::cmd("HGET")
+        .arg("t:subs:7:news")
+        .arg("a")
+        .query::<Option<i64>>(&mut r.con)
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(subs, 0);
+    let interest: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("t:int:7:news")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(interest, ["b"]);
+
+    // a was only frozen: what it sends now changes nothing, and it hears so.
+    assert_eq!(
+        a.run(&mut r.con, leave(room, Some("2"))),
+        redis::Value::Int(NOT_REGISTERED)
+    );
+    let pcnt: i64 = redis::cmd("HGET")
+        .arg("t:pcnt:7:presence-room")
+        .arg("2")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(pcnt, 1, "b's user 2 is not taken away by a's late leave");
+    assert_eq!(
+        a.heartbeat(&mut r.con, 30_000),
+        redis::Value::Array(vec![redis::Value::Int(0)])
+    );
+    let (mode, _) = a.register(&mut r.con, "e1");
+    assert_eq!(
+        mode, "loud",
+        "reaped in the same data set: it comes back as new joins"
+    );
+}
+
+#[test]
+fn register_says_what_redis_kept() {
+    let mut r = redis();
+    let apps = apps();
+    let a = node(&apps, "a", 100);
+    let (mode, epoch) = a.register(&mut r.con, "");
+    assert_eq!(
+        (mode.as_str(), epoch.as_str()),
+        ("silent", "e1"),
+        "a fresh data set"
+    );
+    let (mode, _) = a.register(&mut r.con, "e1");
+    assert_eq!(mode, "continue", "same data set, still registered");
+    let _: () = redis::cmd("FLUSHALL").query(&mut r.con).unwrap();
+    let (mode, epoch) = a
+        .enc
+        .register("e1", "e2", 0, 30_000, false, 0)
+        .query::<(String, String)>(&mut r.con)
+        .unwrap();
+    assert_eq!(
+        (mode.as_str(), epoch.as_str()),
+        ("silent", "e2"),
+        "the data is gone"
+    );
+    let (mode, _) = a
+        .enc
+        .register("e2", "e3", 0, 30_000, true, 0)
+        .query::<(String, String)>(&mut r.con)
+        .unwrap();
+    assert_eq!(mode, "loud", "an interrupted re-assertion starts again");
+    let (mode, _) = a
+        .enc
+        .register("e2", "e3", 0, 30_000, false, 5)
+        .query::<(String, String)>(&mut r.con)
+        .unwrap();
+    assert_eq!(
+        mode, "silent",
+        "Redis lacks operations it answered (restored from an older snapshot)"
+    );
+}
+
+/// A snapshot of one worker: user `user` in `room` on two connections, one plain subscription
+/// to `news`, and `user` signed in watching `watched`.
+fn snapshot(room: &str, user: &str, watched: &str) -> Snapshot {
+    let member = Some((UserId::from(user), Arc::from(r#"{"name":"x"}"#)));
+    Snapshot {
+        subs: vec![
+            (AppIdx(0), channel(room), member.clone()),
+            (AppIdx(0), channel(room), member),
+            (AppIdx(0), channel("news"), None),
+        ],
+        signins: vec![(AppIdx(0), UserId::from(user), vec![UserId::from(watched)])],
+        pending: Vec::new(),
+    }
+}
+
+fn run_all(con: &mut redis::Connection, calls: Vec<redis::Cmd>) {
+    for c in calls {
+        let v: i64 = c.query(con).unwrap();
+        assert_eq!(v, 1);
+    }
+}
+
+#[test]
+fn a_silent_assertion_restores_the_facts_without_events_and_settle_sends_what_changed() {
+    let mut r = redis();
+    let apps = apps();
+    let [a, b] = registered(&mut r.con, &apps, ["a", "b"], 100);
+    b.run(&mut r.con, join("news", None, 1));
+    b.run(&mut r.con, join("presence-room", Some("9"), 2));
+    drain(&mut r.con, "b", &apps);
+    let totals = Totals::of(&[snapshot("presence-room", "1", "9")]);
+    run_all(
+        &mut r.con,
+        rebuild::assert_calls(&a.enc, Mode::Silent, &totals, 0),
+    );
+    assert!(drain(&mut r.con, "b", &apps).is_empty(), "no events");
+    assert!(drain(&mut r.con, "a", &apps).is_empty(), "no events");
+    let npc: i64 = redis::cmd("HGET")
+        .arg("t:npc:a")
+        .arg("7\0presence-room\x001")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(npc, 2, "two connections");
+    let mut users: Vec<String> = redis::cmd("HKEYS")
+        .arg("t:pres:7:presence-room")
+        .query(&mut r.con)
+        .unwrap();
+    users.sort();
+    assert_eq!(users, ["1", "9"]);
+    let total: i64 = redis::cmd("HGET")
+        .arg("t:subs:7:news")
+        .arg("a")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(total, 1);
+    let watchers: Vec<String> = redis::cmd("HKEYS")
+        .arg("t:watch:7:9")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(watchers, ["1"]);
+
+    // While Redis was away, user 3 left a's presence channel and user 9's connection on a
+    // went (9 is still on b); SETTLE tells everyone of 3 only, and sends the counts.
+    let follow = Followups {
+        departed: vec![
+            (AppIdx(0), channel("presence-room"), UserId::from("3")),
+            (AppIdx(0), channel("presence-room"), UserId::from("9")),
+        ],
+        ..Followups::default()
+    };
+    run_all(
+        &mut r.con,
+        rebuild::settle_calls(&a.enc, Mode::Silent, &totals, &follow),
+    );
+    let on_b = summary(&drain(&mut r.con, "b", &apps));
+    assert_eq!(
+        on_b,
+        [
+            "pusher_internal:member_removed {\"user_id\":\"3\"}",
+            "pusher_internal:subscription_count {\"subscription_count\":2}",
+        ]
+    );
+}
+
+#[test]
+fn a_loud_assertion_sends_what_new_joins_would_to_the_other_nodes() {
+    let mut r = redis();
+    let apps = apps();
+    let [a, b] = registered(&mut r.con, &apps, ["a", "b"], 100);
+    b.run(&mut r.con, join("presence-room", Some("9"), 1));
+    b.run(&mut r.con, join("news", None, 2));
+    b.run(&mut r.con, signin("9", &["1"]));
+    drain(&mut r.con, "b", &apps);
+    let totals = Totals::of(&[snapshot("presence-room", "1", "9")]);
+    run_all(
+        &mut r.con,
+        rebuild::assert_calls(&a.enc, Mode::Loud, &totals, 7),
+    );
+    let on_b = summary(&drain(&mut r.con, "b", &apps));
+    assert_eq!(
+        on_b,
+        [
+            "pusher_internal:subscription_count {\"subscription_count\":2}",
+            "pusher_internal:member_added {\"user_id\":\"1\",\"user_info\":{\"name\":\"x\"}}",
+            "to 9: pusher_internal:watchlist_events {\"events\":[{\"name\":\"online\",\"user_ids\":[\"1\"]}]}",
+        ]
+    );
+    let on_a = summary(&drain(&mut r.con, "a", &apps));
+    assert!(
+        !on_a.iter().any(|e| e.contains("member_added")),
+        "a's own clients never saw user 1 leave: {on_a:?}"
+    );
+    let hw: u64 = redis::cmd("GET").arg("t:nop:a").query(&mut r.con).unwrap();
+    assert_eq!(hw, 7, "what Redis answered before is not run again");
+    // A sign-in made while Redis was away is told who of its list is online.
+    let follow = Followups {
+        signins: vec![(
+            AppIdx(0),
+            ShardId(1),
+            ConnKey {
+                slot: 4,
+                generation: 2,
+            },
+            vec![UserId::from("9"), UserId::from("nobody")],
+        )],
+        ..Followups::default()
+    };
+    run_all(
+        &mut r.con,
+        rebuild::settle_calls(&a.enc, Mode::Loud, &totals, &follow),
+    );
+    let on_a = summary(&drain(&mut r.con, "a", &apps));
+    assert_eq!(on_a.len(), 1, "{on_a:?}");
+    assert!(on_a[0].contains("ToConn"), "{on_a:?}");
+    assert!(on_a[0].contains("slot: 4"), "{on_a:?}");
+}
