@@ -75,8 +75,8 @@ fn a_dead_node_is_reaped_once_by_one_survivor_with_its_events_and_nothing_is_lef
         on_b,
         [
             "pusher_internal:member_removed {\"user_id\":\"1\"}",
-            "pusher_internal:subscription_count {\"subscription_count\":1}",
             "to 6: pusher_internal:watchlist_events {\"events\":[{\"name\":\"offline\",\"user_ids\":[\"5\"]}]}",
+            "pusher_internal:subscription_count {\"subscription_count\":1}",
         ],
         "user 2 stays (on b); once each"
     );
@@ -305,4 +305,49 @@ fn a_loud_assertion_sends_what_new_joins_would_to_the_other_nodes() {
     assert_eq!(on_a.len(), 1, "{on_a:?}");
     assert!(on_a[0].contains("ToConn"), "{on_a:?}");
     assert!(on_a[0].contains("slot: 4"), "{on_a:?}");
+}
+
+#[test]
+fn a_big_dead_node_is_reaped_in_steps_of_the_budget() {
+    use ringcast::cluster::scripts::REAP_BUDGET;
+    let mut r = redis();
+    let apps = apps();
+    let [a, b] = registered(&mut r.con, &apps, ["a", "b"], 100);
+    let n = REAP_BUDGET as usize + 500;
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        let msg = join(&format!("ch-{i}"), None, i as u32);
+        let cmd = ringcast::cluster::wire::Command::Owner(ShardId(1), msg);
+        pipe.add_command(a.enc.encode(&cmd, a.next_op(), false).unwrap());
+    }
+    let _: Vec<redis::Value> = pipe.query(&mut r.con).unwrap();
+    let chans = |con: &mut redis::Connection| -> usize {
+        redis::cmd("SCARD").arg("t:chans:7").query(con).unwrap()
+    };
+    assert_eq!(chans(&mut r.con), n);
+    a.heartbeat(&mut r.con, 1);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(reaped(&b.heartbeat(&mut r.con, 30_000)), ["a"]);
+    assert_eq!(
+        chans(&mut r.con),
+        500,
+        "one step reaps the budget's worth of entries"
+    );
+    let dead: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("t:dead")
+        .query(&mut r.con)
+        .unwrap();
+    assert_eq!(dead, ["a"], "and goes on at the next heartbeat");
+    assert_eq!(
+        a.run(&mut r.con, leave("ch-1", None)),
+        redis::Value::Int(NOT_REGISTERED),
+        "a node being reaped is no longer registered"
+    );
+    assert!(reaped(&b.heartbeat(&mut r.con, 30_000)).is_empty());
+    assert_eq!(chans(&mut r.con), 0);
+    let left: Vec<String> = all_keys(&mut r.con)
+        .into_iter()
+        .filter(|k| k.ends_with(":a") || k == "t:dead")
+        .collect();
+    assert!(left.is_empty(), "nothing of a is left: {left:?}");
 }

@@ -55,6 +55,7 @@
 //! | `{P}:nop:{node}` | string | the node's registration: the highest operation number applied | deleted when the node is reaped or leaves |
 //! | `{P}:nodes` | set | registered node ids | a node leaves it when reaped or on a clean stop |
 //! | `{P}:rebuilding` | set | nodes registered again that have not re-asserted their share yet | a node leaves it once it has |
+//! | `{P}:dead` | set | nodes whose lease expired, being reaped | a node leaves it once nothing of it is left |
 //! | `{P}:inbox:{node}` | stream | the node's ordered log | `MAXLEN ~ 100000`; read entries trimmed every second; deleted with the node |
 //! | `{P}:int:{app}:{ch}` | set | nodes with local subscribers (interest routing) | removed with the last |
 //! | `{P}:nsubs:{node}` | hash | `{app}\0{ch}` -> this node's subscriptions | fields removed at 0 |

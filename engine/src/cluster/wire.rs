@@ -373,7 +373,7 @@ impl Encoder {
     /// The HEARTBEAT call with a lease of `lease_ms`.
     pub fn heartbeat(&self, lease_ms: u64) -> redis::Cmd {
         let mut c = self.call(ScriptId::Heartbeat);
-        c.arg(lease_ms);
+        c.arg(lease_ms).arg(super::scripts::REAP_BUDGET);
         self.app_triples(&mut c);
         c
     }

@@ -50,7 +50,10 @@ else
 end
 if mode ~= 'continue' then
   local apps, sc = app_list(9)
-  reap(NODE, false, sc, apps, false)
+  -- What is left under this id: the rest of a reap that survivors had begun (its events are
+  -- due), or an interrupted re-assertion of its own (whose events were not all sent).
+  local dying = redis.call('SISMEMBER', P .. ':dead', NODE) == 1
+  reap(NODE, dying, sc, apps, false)
   redis.call('SET', P .. ':nop:' .. NODE, ARGV[5])
   redis.call('SADD', P .. ':rebuilding', NODE)
 end
@@ -178,28 +181,36 @@ end
 return 1
 "#;
 
-/// HEARTBEAT: 3 the lease in milliseconds, 4 on: the app triples. Renews the lease, publishes
-/// the connection counts, sends the throttled `subscription_count`s that are due (whichever
-/// node's heartbeat comes first), and reaps every registered node whose lease has expired:
-/// one script, so exactly one survivor reaps each dead node. Returns `{0}` when this node is
-/// not registered (it must register again, and nothing was done), else `{1, others, nodes,
-/// reaped}`: per app the connections of the other nodes whose lease is alive, the registered
-/// nodes, and the nodes this call reaped.
+/// HEARTBEAT: 3 the lease in milliseconds, 4 the reaper's budget ([`super::REAP_BUDGET`]),
+/// 5 on: the app triples. Renews the lease, publishes the connection counts, sends the
+/// throttled `subscription_count`s that are due (whichever node's heartbeat comes first),
+/// takes every registered node whose lease has expired out of the registered ones into
+/// `{P}:dead`, and reaps up to the budget of the dead nodes' entries. Returns `{0}` when this
+/// node is not registered (it must register again, and nothing was done), else `{1, others,
+/// nodes, reaped}`: per app the connections of the other nodes whose lease is alive, the
+/// registered nodes, and the nodes this call found dead.
 pub const HEARTBEAT: &str = r#"
 if not registered() then return {0} end
 flush_counts()
 redis.call('SET', P .. ':node:' .. NODE, '1', 'PX', ARGV[3])
 redis.call('SADD', P .. ':nodes', NODE)
-local apps, sc = app_list(4)
+local apps, sc = app_list(5)
 local reaped = {}
 for _, n in ipairs(redis.call('SMEMBERS', P .. ':nodes')) do
   if n ~= NODE and redis.call('EXISTS', P .. ':node:' .. n) == 0 then
-    reap(n, true, sc, apps, true)
+    unregister(n)
+    redis.call('SADD', P .. ':dead', n)
     table.insert(reaped, n)
   end
 end
+local budget = tonumber(ARGV[4])
+for _, n in ipairs(redis.call('SMEMBERS', P .. ':dead')) do
+  if budget <= 0 then break end
+  local _, left = reap_step(n, true, sc, apps, true, budget)
+  budget = left
+end
 local others = {}
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local k = P .. ':conns:' .. ARGV[i]
   redis.call('HSET', k, NODE, ARGV[i + 1])
   local all = redis.call('HGETALL', k)

@@ -38,7 +38,7 @@ pub mod common;
 pub mod life;
 pub mod ops;
 
-pub use common::{ALREADY, COMMON, NOT_REGISTERED};
+pub use common::{ALREADY, COMMON, NOT_REGISTERED, REAP_BUDGET};
 pub use life::{ASSERT, GOODBYE, HEARTBEAT, REGISTER, SETTLE};
 pub use ops::{JOIN, LEAVE, PUBLISH, QUERY, SIGNIN, SIGNOUT, TERMINATE};
 
