@@ -28,6 +28,9 @@ pub struct App {
     connections: AtomicU64,
     /// The other nodes' open connections, as last refreshed (0 on a lone node).
     others: AtomicU64,
+    /// The webhook event kinds any of the app's webhooks wants (`crate::webhook::EventKind`
+    /// bits): the state core decides no webhook nobody asked for.
+    hooks: u8,
 }
 
 impl App {
@@ -57,6 +60,17 @@ impl App {
     /// Open connections across the workers of this node.
     pub fn local_connections(&self) -> u64 {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// The webhook event kinds the app's webhooks want, as a mask of
+    /// [`EventKind::bit`](crate::webhook::EventKind::bit)s.
+    pub fn hooks(&self) -> u8 {
+        self.hooks
+    }
+
+    /// Whether one of the app's webhooks wants events of `kind`.
+    pub fn wants(&self, kind: crate::webhook::EventKind) -> bool {
+        self.hooks & kind.bit() != 0
     }
 
     /// Records the other nodes' open connections.
@@ -112,6 +126,7 @@ impl Apps {
                 cfg: cfg.clone(),
                 connections: AtomicU64::new(0),
                 others: AtomicU64::new(0),
+                hooks: cfg.webhooks.iter().fold(0, |m, w| m | w.mask()),
             })
             .collect();
         let by_key = apps.iter().map(|a| (a.cfg.key.clone(), a.idx)).collect();

@@ -69,4 +69,5 @@ pub mod session;
 pub mod state;
 pub mod stats;
 pub mod sys;
+pub mod webhook;
 pub mod worker;

@@ -33,6 +33,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let workers = config.workers;
     let (mesh, inboxes) = Mesh::new(workers, config.limits.max_mesh_bytes);
     let apps = Arc::new(Apps::new(&config.apps));
+    let webhooks =
+        crate::webhook::Webhooks::start(&apps).context("starting the webhook senders")?;
     let host = config.host.clone();
     let mut port = config.port;
     // A node joins its cluster before it serves anyone; an unreachable Redis stops start-up.
@@ -42,6 +44,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             apps.clone(),
             mesh.clone(),
             &config.limits,
+            webhooks.clone(),
         )?),
         None => None,
     };
@@ -50,6 +53,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         apps,
         mesh: mesh.clone(),
         cluster: cluster.clone(),
+        webhooks: webhooks.clone(),
     });
     let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -100,7 +104,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut signals = signals;
     let mut forever = signals.forever();
+    let mut stopping_since = Instant::now();
     if let Some(sig) = forever.next() {
+        stopping_since = Instant::now();
         tracing::info!(signal = sig, "shutting down");
         let (ack_tx, ack_rx) = mpsc::channel();
         for i in 0..mesh.len() {
@@ -121,6 +127,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // What the drained connections left (their leaves) reaches Redis before the node leaves.
     if let Some(c) = &cluster {
         c.stop(Duration::from_secs(2));
+    }
+    // The webhooks of the drain (its leaves, and the delayed ones the owners flushed) are sent
+    // until the shutdown timeout, counted from the signal; a second at least.
+    if let Some(w) = &webhooks {
+        let deadline = (stopping_since + shared.config.shutdown_timeout)
+            .max(Instant::now() + Duration::from_secs(1));
+        w.shutdown(deadline);
     }
     Ok(())
 }
@@ -272,4 +285,15 @@ async fn inbox_loop(
             w.on_mesh(msg);
         }
     }
+    // The leaves of the other workers' last connections reach this worker's owner too.
+    let settle = Instant::now() + Duration::from_millis(100);
+    while Instant::now() < settle {
+        let _ =
+            monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
+        let mut w = worker.borrow_mut();
+        for msg in batch.drain(..) {
+            w.on_mesh(msg);
+        }
+    }
+    worker.borrow_mut().finish();
 }

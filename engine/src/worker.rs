@@ -44,6 +44,7 @@ use crate::state::msg::{Answer, NodeInfo, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
 use crate::stats::Stats;
 use crate::sys;
+use crate::webhook::Webhooks;
 
 /// Seconds a closing connection gets to take what it still has to take, close frame included;
 /// another period follows while it keeps reading.
@@ -56,6 +57,8 @@ pub struct Shared {
     pub mesh: Mesh,
     /// The cluster link, when this node is one of several (`crate::cluster`).
     pub cluster: Option<Arc<Cluster>>,
+    /// The webhook senders, when an app has webhooks (`crate::webhook`).
+    pub webhooks: Option<Arc<Webhooks>>,
 }
 
 /// One worker's state.
@@ -333,6 +336,11 @@ impl Worker {
                 }
             },
             Effect::ToShard(to, msg) => self.post(to, MeshMsg::Shard(msg)),
+            Effect::Hook(app, hook) => {
+                if let Some(w) = &self.shared.webhooks {
+                    w.emit(app, hook);
+                }
+            }
             Effect::ToAll(msg) => {
                 if let Some(c) = &self.shared.cluster
                     && !c.forward(&msg)
@@ -566,6 +574,13 @@ impl Worker {
         for key in keys {
             self.close_now(key, Closing::pusher(PusherCode::Reconnect, false));
         }
+    }
+
+    /// The worker's last step before its thread ends: the delayed webhooks its owner still
+    /// holds are sent now, since nobody can come back to this process.
+    pub fn finish(&mut self) {
+        self.owner.flush_delayed();
+        self.run();
     }
 
     /// Number of open WebSocket connections on this worker.

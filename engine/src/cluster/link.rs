@@ -82,6 +82,7 @@ impl Cluster {
         apps: Arc<Apps>,
         mesh: Mesh,
         limits: &Limits,
+        _webhooks: Option<Arc<crate::webhook::Webhooks>>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         // Several providers may be compiled in; the first one installed is used. A second
         // call finds it installed, which is fine.
