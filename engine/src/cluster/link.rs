@@ -25,11 +25,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ringcast_protocol::Limits;
 
 use super::ClusterError;
-use super::wire::{Command, Encoder, Then, answer};
+use super::wire::{Command, Encoder, HookStep, Pending, Then, answer};
 use crate::app::Apps;
 use crate::ids::{AppIdx, ShardId};
 use crate::mesh::{Mesh, MeshMsg};
 use crate::state::msg::ShardMsg;
+use crate::state::owner::COUNT_INTERVAL;
+use crate::webhook::{DELAY, Webhooks};
 
 /// Most commands sent in one pipeline.
 pub const MAX_BATCH: usize = 512;
@@ -82,7 +84,7 @@ impl Cluster {
         apps: Arc<Apps>,
         mesh: Mesh,
         limits: &Limits,
-        _webhooks: Option<Arc<crate::webhook::Webhooks>>,
+        webhooks: Option<Arc<Webhooks>>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         // Several providers may be compiled in; the first one installed is used. A second
         // call finds it installed, which is fine.
@@ -113,6 +115,8 @@ impl Cluster {
             lost_since: None,
             tried_at: None,
             logged_at: None,
+            webhooks,
+            pending: Vec::new(),
         };
         // The first heartbeat registers the node before it serves anyone.
         cmd_loop.heartbeat().map_err(unreachable)?;
@@ -224,6 +228,10 @@ struct CommandLoop {
     lost_since: Option<Instant>,
     tried_at: Option<Instant>,
     logged_at: Option<Instant>,
+    /// The webhook senders, for the webhooks the scripts decided on this node's calls.
+    webhooks: Option<Arc<Webhooks>>,
+    /// Departures this node's scripts decided, waiting for their delay (`crate::webhook`).
+    pending: Vec<Pending>,
 }
 
 impl CommandLoop {
@@ -231,7 +239,13 @@ impl CommandLoop {
         let mut next_beat = Instant::now() + HEARTBEAT_EVERY;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            match rx.recv_timeout(next_beat.saturating_duration_since(Instant::now())) {
+            let wake = self
+                .pending
+                .iter()
+                .map(|p| p.due)
+                .min()
+                .map_or(next_beat, |d| d.min(next_beat));
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(cmd) => {
                     batch.push(cmd);
                     while batch.len() < MAX_BATCH {
@@ -264,6 +278,7 @@ impl CommandLoop {
                     self.lost(&e);
                 }
             }
+            self.fire_due(stop.is_some());
             if let Some(ack) = stop {
                 if let Some(con) = self.con.as_mut()
                     && let Err(e) = self.enc.goodbye().exec(con)
@@ -376,16 +391,58 @@ impl CommandLoop {
     }
 
     fn done(&mut self, then: Then, reply: &redis::Value) {
-        if let Then::Answer(kind, tx) = then {
-            let _ = tx.send(answer(kind, reply, &self.limits));
+        match then {
+            Then::Answer(kind, tx) => {
+                let _ = tx.send(answer(kind, reply, &self.limits));
+            }
+            Then::Join(_, _, ctx) | Then::Leave(ctx) => {
+                for step in super::wire::hook_steps(&ctx, reply) {
+                    match step {
+                        HookStep::Send(hook) => self.emit(ctx.app, hook),
+                        HookStep::Later(kind, token) => self.pending.push(Pending {
+                            due: Instant::now() + if kind == b'd' { COUNT_INTERVAL } else { DELAY },
+                            kind,
+                            ctx: ctx.clone(),
+                            token,
+                        }),
+                    }
+                }
+            }
+            Then::Fired(due) => {
+                for (app, hook) in super::wire::fired(due, reply) {
+                    self.emit(app, hook);
+                }
+            }
+            Then::Nothing => {}
         }
+    }
+
+    fn emit(&self, app: crate::ids::AppIdx, hook: crate::webhook::Hook) {
+        if let Some(w) = &self.webhooks {
+            w.emit(app, hook);
+        }
+    }
+
+    /// Fires the departures whose delay has passed (every one when the node stops: nobody can
+    /// come back to it) with one HOOKFIRE.
+    fn fire_due(&mut self, all: bool) {
+        let now = Instant::now();
+        let (due, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| all || p.due <= now);
+        self.pending = rest;
+        if due.is_empty() {
+            return;
+        }
+        let cmd = self.enc.fire(&due);
+        self.execute(vec![(cmd, Then::Fired(due))]);
     }
 
     /// Calls that did not run: a join is refused on its worker (its subscriber may try again),
     /// a question is dropped (the API answers 503), the rest is lost.
     fn fail(&mut self, thens: Vec<Then>) {
         for then in thens {
-            if let Then::Join(worker, refusal) = then {
+            if let Then::Join(worker, refusal, _) = then {
                 self.mesh
                     .send(worker, MeshMsg::Shard(ShardMsg::JoinAnswer(refusal)));
             }

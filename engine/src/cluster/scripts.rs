@@ -69,16 +69,56 @@ local function send_count(app, ch, pre, post)
   return t
 end
 local function count(app, ch, pre, post)
-  if pre == '' then return end
+  if pre == '' then return nil end
   local field = app .. '\0' .. ch
   if total(app, ch) > THROTTLE_ABOVE then
     local k = P .. ':cthr:' .. app .. ':' .. ch
     if not redis.call('SET', k, '1', 'PX', THROTTLE_MS, 'NX') then
       redis.call('HSET', P .. ':cdirty', field, pre .. '\0' .. post)
-      return
+      return false
     end
   end
-  send_count(app, ch, pre, post)
+  return send_count(app, ch, pre, post)
+end
+local HOOK_DELAY_MS = 3000
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function hooks_for(flags)
+  return function(c) return string.find(flags, c, 1, true) ~= nil end
+end
+-- A webhook that arrives with a fact: sent unless its delayed opposite is pending (a return
+-- within 3 s: both are dropped); if that one is pending but already due, both are sent, the
+-- delayed one first.
+local function arrival(out, hash, field, delayed_code, code)
+  local due = redis.call('HGET', hash, field)
+  if due then
+    redis.call('HDEL', hash, field)
+    if tonumber(due) <= now_ms() then
+      table.insert(out, delayed_code)
+      table.insert(out, code)
+    end
+  else
+    table.insert(out, code)
+  end
+end
+-- A webhook of a departure: pending in `hash` until the deciding node fires it.
+local function departure(out, hash, field, code)
+  local due = tostring(now_ms() + HOOK_DELAY_MS)
+  redis.call('HSET', hash, field, due)
+  table.insert(out, code)
+  table.insert(out, due)
+end
+-- The subscription_count webhook of a count() result.
+local function count_hook(out, app, ch, sent)
+  if sent == false then
+    redis.call('HSET', P .. ':whcd', app .. '\0' .. ch, '1')
+    table.insert(out, 'd')
+  elseif sent and sent > 0 then
+    table.insert(out, 'n')
+    table.insert(out, sent)
+  end
 end
 local function flush_counts()
   local dirty = redis.call('HGETALL', P .. ':cdirty')
@@ -107,10 +147,13 @@ end
 /// JOIN: 3 app, 4 channel, 5 worker, 6 slot, 7 generation, 8 presence user id ('' for none),
 /// 9 user_info, 10 socket id, 11 max presence members, 12 '1' for a cache channel,
 /// 13 and 14 the `subscription_count` JSON around the number ('' when off), 15 the
-/// `member_added` frame. Answers through this node's inbox (`t=ja`); returns 1, or 0 when a
-/// full presence channel refused the member.
+/// `member_added` frame, 16 the webhooks the app wants ([`HOOK_FLAGS`]). Answers through this
+/// node's inbox (`t=ja`); returns 0 when a full presence channel refused the member, else
+/// `{1, webhook codes...}` ([`HOOK_CODES`]).
 pub const JOIN: &str = r#"
 local app, ch, user = ARGV[3], ARGV[4], ARGV[8]
+local has = hooks_for(ARGV[16] or '')
+local out = {1}
 local base = app .. ':' .. ch
 local answer = {'t', 'ja', 'w', ARGV[5], 's', ARGV[6], 'g', ARGV[7], 'a', app, 'c', ch, 'u', user}
 local pres = P .. ':pres:' .. base
@@ -136,6 +179,12 @@ if redis.call('HINCRBY', P .. ':nsubs:' .. NODE, app .. '\0' .. ch, 1) == 1 then
   redis.call('SADD', P .. ':int:' .. base, NODE)
 end
 redis.call('HINCRBY', P .. ':subs:' .. base, NODE, 1)
+if has('o') and total(app, ch) == 1 then
+  arrival(out, P .. ':whv', app .. '\0' .. ch, 'V', 'o')
+end
+if has('m') and new_member then
+  arrival(out, P .. ':whr', app .. '\0' .. ch .. '\0' .. user, 'R', 'a')
+end
 redis.call('SADD', P .. ':chans:' .. app, ch)
 table.insert(answer, 'ok')
 table.insert(answer, '1')
@@ -151,24 +200,32 @@ if ARGV[12] == '1' then
   else
     table.insert(answer, 'cm')
     table.insert(answer, '1')
+    if has('c') and redis.call('SET', P .. ':whcm:' .. base, '1', 'PX', 1000, 'NX') then
+      table.insert(out, 'c')
+    end
   end
 end
 xadd(NODE, unpack(answer))
 if new_member then
   publish(app, ch, ARGV[10], ARGV[15], true)
 end
-count(app, ch, ARGV[13], ARGV[14])
-return 1
+local sent = count(app, ch, ARGV[13], ARGV[14])
+if has('n') then count_hook(out, app, ch, sent) end
+return out
 "#;
 
 /// LEAVE: 3 app, 4 channel, 5 presence user id ('' for none), 6 the `member_removed` frame,
-/// 7 and 8 the `subscription_count` JSON around the number ('' when off).
+/// 7 and 8 the `subscription_count` JSON around the number ('' when off), 9 the webhooks the
+/// app wants ([`HOOK_FLAGS`]). Returns `{1, webhook codes...}` ([`HOOK_CODES`]).
 pub const LEAVE: &str = r#"
 local app, ch, user = ARGV[3], ARGV[4], ARGV[5]
+local has = hooks_for(ARGV[9] or '')
+local out = {1}
 local base = app .. ':' .. ch
 local nsubs = P .. ':nsubs:' .. NODE
 local field = app .. '\0' .. ch
-if redis.call('HINCRBY', nsubs, field, -1) <= 0 then
+local left = redis.call('HINCRBY', nsubs, field, -1)
+if left <= 0 then
   redis.call('HDEL', nsubs, field)
   redis.call('SREM', P .. ':int:' .. base, NODE)
 end
@@ -179,6 +236,8 @@ end
 if redis.call('EXISTS', subs) == 0 then
   redis.call('SREM', P .. ':chans:' .. app, ch)
 end
+-- Only a leave that had a subscription to undo empties the channel.
+local emptied = left >= 0 and redis.call('EXISTS', subs) == 0
 if user ~= '' then
   local npc = P .. ':npc:' .. NODE
   local npcf = field .. '\0' .. user
@@ -189,11 +248,18 @@ if user ~= '' then
       redis.call('HDEL', pcnt, user)
       redis.call('HDEL', P .. ':pres:' .. base, user)
       publish(app, ch, '', ARGV[6], true)
+      if has('m') then
+        departure(out, P .. ':whr', field .. '\0' .. user, 'r')
+      end
     end
   end
 end
-count(app, ch, ARGV[7], ARGV[8])
-return 1
+if has('o') and emptied then
+  departure(out, P .. ':whv', field, 'v')
+end
+local sent = count(app, ch, ARGV[7], ARGV[8])
+if has('n') then count_hook(out, app, ch, sent) end
+return out
 "#;
 
 /// PUBLISH: from 3 on, groups of six: app, channel, excluded socket id ('' for none), frame,
@@ -353,6 +419,53 @@ end
 return 1
 "#;
 
+/// HOOKFIRE: from 3 on, groups of five: kind (`v` a pending `channel_vacated`, `r` a pending
+/// `member_removed`, `d` a deferred `subscription_count`), app, channel, user id (or ''), and
+/// the due time the departure was recorded with (or ''). Run by the node that decided the
+/// departure once its delay has passed; returns per group 1 when the webhook is to be sent
+/// (nobody came back: the pending entry was still there, and is now removed), 0 when it is
+/// not, and for `d` the channel's subscription count, or -1 when another node sent it.
+pub const HOOKFIRE: &str = r#"
+local out = {}
+for i = 3, #ARGV, 5 do
+  local kind, app, ch, user, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local field = app .. '\0' .. ch
+  if kind == 'd' then
+    if redis.call('HDEL', P .. ':whcd', field) == 1 then
+      table.insert(out, total(app, ch))
+    else
+      table.insert(out, -1)
+    end
+  else
+    local hash = P .. ':whv'
+    if kind == 'r' then
+      hash = P .. ':whr'
+      field = field .. '\0' .. user
+    end
+    if redis.call('HGET', hash, field) == due then
+      redis.call('HDEL', hash, field)
+      table.insert(out, 1)
+    else
+      table.insert(out, 0)
+    end
+  end
+end
+return out
+"#;
+
+/// The webhooks an app wants, as the flags JOIN and LEAVE take: `o` the occupancy pair
+/// (`channel_occupied`, `channel_vacated`), `m` the member pair, `c` `cache_miss`, `n`
+/// `subscription_count`.
+pub const HOOK_FLAGS: &str = "ocmn";
+
+/// The webhook codes JOIN and LEAVE return after their 1: `o` `channel_occupied`, `a`
+/// `member_added`, `c` `cache_miss`, `V` and `R` a `channel_vacated` or `member_removed`
+/// that was already due when the join came (sent now, before the `o` or `a` that follows),
+/// `v` and `r` followed by a due time: a departure recorded as pending (the calling node fires
+/// it with HOOKFIRE after the delay), `n` followed by a `subscription_count`, `d` a throttled
+/// count (fired after the throttle window).
+pub const HOOK_CODES: &str = "oacVRvrnd";
+
 /// One of the scripts, loaded once per connection with `SCRIPT LOAD` and called by its hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScriptId {
@@ -365,11 +478,12 @@ pub enum ScriptId {
     Query,
     Heartbeat,
     Goodbye,
+    HookFire,
 }
 
 impl ScriptId {
     /// Every script.
-    pub const ALL: [ScriptId; 9] = [
+    pub const ALL: [ScriptId; 10] = [
         ScriptId::Join,
         ScriptId::Leave,
         ScriptId::Publish,
@@ -379,6 +493,7 @@ impl ScriptId {
         ScriptId::Query,
         ScriptId::Heartbeat,
         ScriptId::Goodbye,
+        ScriptId::HookFire,
     ];
 
     fn body(self) -> &'static str {
@@ -392,6 +507,7 @@ impl ScriptId {
             ScriptId::Query => QUERY,
             ScriptId::Heartbeat => HEARTBEAT,
             ScriptId::Goodbye => GOODBYE,
+            ScriptId::HookFire => HOOKFIRE,
         }
     }
 }

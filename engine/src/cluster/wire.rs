@@ -33,6 +33,7 @@ use crate::mesh::{MESSAGE_COST, owner_msg_cost};
 use crate::state::msg::{
     Answer, Channel, ChannelInfo, JoinAnswer, NodeInfo, OwnerMsg, Question, ShardMsg, UserId,
 };
+use crate::webhook::Hook;
 
 /// One publish for the PUBLISH script.
 #[derive(Debug)]
@@ -74,13 +75,38 @@ impl Command {
     }
 }
 
+/// What a JOIN, LEAVE or HOOKFIRE reply's webhook codes are about.
+#[derive(Clone, Debug)]
+pub struct HookCtx {
+    pub app: AppIdx,
+    pub channel: Channel,
+    pub user: Option<UserId>,
+}
+
+/// A departure's webhook waiting on this node for its delay (`super::link`).
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// When to fire it.
+    pub due: std::time::Instant,
+    /// `v`, `r` or `d` ([`super::scripts::HOOKFIRE`]).
+    pub kind: u8,
+    pub ctx: HookCtx,
+    /// The due time Redis recorded, which the fire must find unchanged.
+    pub token: String,
+}
+
 /// What to do with a script's reply.
 #[derive(Debug)]
 pub enum Then {
     /// Nothing: its effects reach the workers through the inboxes.
     Nothing,
-    /// A join: if Redis could not take it, the subscriber is told on its worker.
-    Join(ShardId, JoinAnswer),
+    /// A join: if Redis could not take it, the subscriber is told on its worker; otherwise the
+    /// reply's webhook codes are about `HookCtx`.
+    Join(ShardId, JoinAnswer, HookCtx),
+    /// A leave: the reply's webhook codes.
+    Leave(HookCtx),
+    /// Departures fired: the reply says which are sent.
+    Fired(Vec<Pending>),
     /// Turn the reply into the answer to a question.
     Answer(AskKind, oneshot::Sender<Answer>),
 }
@@ -136,6 +162,40 @@ impl Encoder {
         self.scripts.call(id, &self.prefix, &self.node)
     }
 
+    /// The webhook flags of `app` for JOIN and LEAVE ([`super::scripts::HOOK_FLAGS`]).
+    fn hook_flags(&self, app: AppIdx, channel: &ChannelName) -> String {
+        use crate::webhook::{EventKind, wants_members, wants_occupancy};
+        let a = self.apps.get(app);
+        let mask = a.hooks();
+        let mut f = String::new();
+        if wants_occupancy(mask) {
+            f.push('o');
+        }
+        if wants_members(mask) && channel.is_presence() {
+            f.push('m');
+        }
+        if a.wants(EventKind::CacheMiss) && channel.is_cache() {
+            f.push('c');
+        }
+        if a.wants(EventKind::SubscriptionCount) && !channel.is_presence() {
+            f.push('n');
+        }
+        f
+    }
+
+    /// The HOOKFIRE call of departures whose delay has passed.
+    pub fn fire(&self, due: &[Pending]) -> redis::Cmd {
+        let mut c = self.call(ScriptId::HookFire);
+        for p in due {
+            c.arg(&[p.kind][..])
+                .arg(self.app_id(p.ctx.app))
+                .arg(p.ctx.channel.as_str())
+                .arg(p.ctx.user.as_deref().unwrap_or(""))
+                .arg(&p.token);
+        }
+        c
+    }
+
     /// The count JSON around the number, when the app sends `subscription_count` on `channel`.
     fn counts(&self, app: AppIdx, channel: &ChannelName) -> (Vec<u8>, Vec<u8>) {
         if self.apps.get(app).cfg.subscription_count && !channel.is_presence() {
@@ -173,7 +233,13 @@ impl Encoder {
                     .arg(if j.channel.is_cache() { "1" } else { "0" })
                     .arg(pre)
                     .arg(post)
-                    .arg(&added[..]);
+                    .arg(&added[..])
+                    .arg(self.hook_flags(j.app, &j.channel));
+                let ctx = HookCtx {
+                    app: j.app,
+                    channel: j.channel.clone(),
+                    user: j.member.as_ref().map(|(u, _)| u.clone()),
+                };
                 let refusal = JoinAnswer {
                     conn: j.conn,
                     app: j.app,
@@ -190,7 +256,7 @@ impl Encoder {
                         .to_frame(),
                     ],
                 };
-                (c, Then::Join(j.from, refusal))
+                (c, Then::Join(j.from, refusal, ctx))
             }
             Command::Owner(OwnerMsg::Leave { app, channel, user }) => {
                 let mut c = self.call(ScriptId::Leave);
@@ -208,8 +274,9 @@ impl Encoder {
                     .arg(user.as_deref().unwrap_or(""))
                     .arg(&removed[..])
                     .arg(pre)
-                    .arg(post);
-                (c, Then::Nothing)
+                    .arg(post)
+                    .arg(self.hook_flags(app, &channel));
+                (c, Then::Leave(HookCtx { app, channel, user }))
             }
             Command::Owner(OwnerMsg::Cache {
                 app,
@@ -381,6 +448,82 @@ pub fn answer(kind: AskKind, reply: &redis::Value, limits: &Limits) -> Answer {
                 .collect(),
         ),
     }
+}
+
+/// What one webhook code of a JOIN or LEAVE reply asks of the node.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HookStep {
+    /// Send this webhook now.
+    Send(Hook),
+    /// Fire a departure (`v`, `r`) or a throttled count (`d`) later, with its token.
+    Later(u8, String),
+}
+
+/// The webhook steps of a JOIN or LEAVE reply (`{1, codes...}`; anything else has none).
+pub fn hook_steps(ctx: &HookCtx, reply: &redis::Value) -> Vec<HookStep> {
+    let redis::Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    let channel = || ctx.channel.clone();
+    let user = || ctx.user.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut it = items.iter().skip(1);
+    while let Some(code) = it.next() {
+        let step = match text(code).as_str() {
+            "o" => HookStep::Send(Hook::ChannelOccupied { channel: channel() }),
+            "V" => HookStep::Send(Hook::ChannelVacated { channel: channel() }),
+            "a" => HookStep::Send(Hook::MemberAdded {
+                channel: channel(),
+                user_id: user(),
+            }),
+            "R" => HookStep::Send(Hook::MemberRemoved {
+                channel: channel(),
+                user_id: user(),
+            }),
+            "c" => HookStep::Send(Hook::CacheMiss { channel: channel() }),
+            "n" => HookStep::Send(Hook::SubscriptionCount {
+                channel: channel(),
+                count: it.next().map_or(0, int),
+            }),
+            "d" => HookStep::Later(b'd', String::new()),
+            k @ ("v" | "r") => {
+                HookStep::Later(k.as_bytes()[0], it.next().map(text).unwrap_or_default())
+            }
+            _ => continue,
+        };
+        out.push(step);
+    }
+    out
+}
+
+/// The webhooks to send of a HOOKFIRE reply, one value per fired departure.
+pub fn fired(due: Vec<Pending>, reply: &redis::Value) -> Vec<(AppIdx, Hook)> {
+    let redis::Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    due.into_iter()
+        .zip(items)
+        .filter_map(|(p, v)| {
+            let n = match v {
+                redis::Value::Int(i) => *i,
+                other => text(other).parse().unwrap_or(0),
+            };
+            let channel = p.ctx.channel;
+            let hook = match p.kind {
+                b'v' if n == 1 => Hook::ChannelVacated { channel },
+                b'r' if n == 1 => Hook::MemberRemoved {
+                    channel,
+                    user_id: p.ctx.user.unwrap_or_default(),
+                },
+                b'd' if n > 0 => Hook::SubscriptionCount {
+                    channel,
+                    count: n as u64,
+                },
+                _ => return None,
+            };
+            Some((p.ctx.app, hook))
+        })
+        .collect()
 }
 
 fn int(v: &redis::Value) -> u64 {
