@@ -43,7 +43,10 @@
 //!    of nodes ([`cluster`]) the owner of every one of these facts is Redis: each decision is
 //!    one Lua script, and what follows from it reaches each node through its one ordered inbox
 //!    stream. Workers reach Redis only through the cluster link's bounded queue and its two
-//!    threads, never directly and never waiting for it.
+//!    threads, never directly and never waiting for it. Webhooks ([`webhook`]) are decided by
+//!    the same steps that decide these facts, and leave a worker only through a bounded
+//!    queue per webhook (`try_send`, overflow counted) to a sender thread of its own: no
+//!    worker ever waits for an app's receiver.
 //! 8. **Time and randomness enter the protocol crate as arguments**, so its tests are
 //!    deterministic.
 //!

@@ -66,6 +66,10 @@
 //! | `{P}:conns:{app}` | hash | node -> open connections, refreshed every second | field removed on a clean stop |
 //! | `{P}:cthr:{app}:{ch}` | string | a throttled `subscription_count` was sent (channels over 100 subscriptions) | `PX` 5 s |
 //! | `{P}:cdirty` | hash | `{app}\0{ch}` -> the count frame's JSON around the number, for a count due after its window | fields removed when sent |
+//! | `{P}:whv` | hash | `{app}\0{ch}` -> due time (ms): a `channel_vacated` webhook waiting its 3 s | removed when fired, or by the join that cancels it |
+//! | `{P}:whr` | hash | `{app}\0{ch}\0{user}` -> due time (ms): a `member_removed` webhook waiting its 3 s | as `whv` |
+//! | `{P}:whcd` | hash | `{app}\0{ch}` -> 1: a throttled `subscription_count` webhook, fired 5 s later | removed when fired |
+//! | `{P}:whcm:{app}:{ch}` | string | a `cache_miss` webhook was sent (one for simultaneous misses) | `PX` 1 s |
 //!
 //! # Round trips
 //!
@@ -81,6 +85,19 @@
 //!   event.
 //! - **sign-in / sign-out**: 1 each; **terminate**: 1; **a question** of the HTTP API: 1.
 //! - **heartbeat**: 1 per second per node (lease, node set, connection counts).
+//! - **webhooks**: none of their own for arrivals (JOIN and LEAVE return the webhook codes of
+//!   what they decided, and the calling node sends them); 1 HOOKFIRE per 3 s delay that ends,
+//!   for every departure due by then.
+//!
+//! # Webhooks
+//!
+//! The script that decides a fact also decides its webhook, and the node that ran it sends it
+//! (`crate::webhook`), so each goes out once per cluster. A departure (`channel_vacated`,
+//! `member_removed`) is recorded in `{P}:whv` / `{P}:whr` with its due time; the deciding
+//! node's link thread keeps a timer and after 3 s runs HOOKFIRE, which sends it only if the
+//! entry is still there. A JOIN that brings the channel or the user back removes the entry,
+//! so neither webhook is sent; one that comes after the due time but before the fire sends
+//! both, the departure first. Webhooks of different nodes are not ordered against each other.
 //!
 //! # Not in this version
 //!
@@ -89,7 +106,9 @@
 //! keys are cleared (its connection count stops counting once its lease expires). Reaping by a
 //! survivor is what the per-node keys are for. When Redis is unreachable, cluster commands are
 //! dropped (a waiting join is refused with 503 so the client can retry), and a Redis that comes
-//! back empty does not get the nodes' subscriptions back until clients reconnect.
+//! back empty does not get the nodes' subscriptions back until clients reconnect. A node that
+//! vanishes within 3 s of a departure it decided leaves that webhook pending in Redis: it is
+//! sent, with its arrival, by the next join of that channel or user, and not before.
 
 pub mod inbox;
 pub mod link;
