@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         mesh: mesh.clone(),
         cluster: cluster.clone(),
         webhooks: webhooks.clone(),
+        draining: std::sync::atomic::AtomicUsize::new(workers),
     });
     let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -285,8 +287,19 @@ async fn inbox_loop(
             w.on_mesh(msg);
         }
     }
-    // The leaves of the other workers' last connections reach this worker's owner too.
-    let settle = Instant::now() + Duration::from_millis(100);
+    // The leaves of the other workers' last connections reach this worker's owner too: it
+    // keeps taking them until every worker has drained, and a moment for the last in flight.
+    let shared = worker.borrow().shared.clone();
+    shared.draining.fetch_sub(1, Ordering::AcqRel);
+    while shared.draining.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        let _ =
+            monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
+        let mut w = worker.borrow_mut();
+        for msg in batch.drain(..) {
+            w.on_mesh(msg);
+        }
+    }
+    let settle = Instant::now() + Duration::from_millis(50);
     while Instant::now() < settle {
         let _ =
             monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;

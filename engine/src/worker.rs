@@ -59,6 +59,9 @@ pub struct Shared {
     pub cluster: Option<Arc<Cluster>>,
     /// The webhook senders, when an app has webhooks (`crate::webhook`).
     pub webhooks: Option<Arc<Webhooks>>,
+    /// Workers whose connections have not all drained yet, on shutdown: a worker's owner
+    /// takes the leaves of every worker's connections until this is 0.
+    pub draining: std::sync::atomic::AtomicUsize,
 }
 
 /// One worker's state.

@@ -29,6 +29,7 @@
 //!    effects join the queue and are taken in the same loop.
 //! 3. Messages addressed to shards or owners are delivered later, each as a new input.
 
+pub mod delays;
 pub mod msg;
 pub mod owner;
 pub mod registry;

@@ -12,7 +12,7 @@
 //! [`Effect::Hook`]s: `channel_occupied` with a channel's first subscription, `member_added`
 //! with a user's first connection, `subscription_count` with the count event, `cache_miss`
 //! with a join that misses the cache (once a [`CACHE_MISS_EVERY`] per channel). `channel_vacated`
-//! and `member_removed` are kept for [`DELAY`] and sent by [`Owner::tick`] once it has passed,
+//! and `member_removed` are kept for [`DELAY`](crate::webhook::DELAY) and sent by [`Owner::tick`] once it has passed,
 //! unless a join brought the channel or the user back meanwhile: the pending event is then
 //! forgotten and the join's `channel_occupied` or `member_added` is not sent either.
 //!
@@ -27,12 +27,13 @@ use bytes::Bytes;
 use ringcast_protocol::pusher::event::ServerEvent;
 
 use super::Effect;
+use super::delays::Delays;
 use super::msg::{
     Answer, Channel, ChannelInfo, Join, JoinAnswer, OwnerMsg, Question, ShardMsg, UserId,
 };
 use crate::app::Apps;
 use crate::ids::AppIdx;
-use crate::webhook::{CACHE_MISS_EVERY, DELAY, EventKind, Hook, wants_members, wants_occupancy};
+use crate::webhook::{CACHE_MISS_EVERY, EventKind, Hook, wants_members, wants_occupancy};
 
 /// Channels with more subscribers than this get `subscription_count` at most every
 /// [`COUNT_INTERVAL`], as hosted Pusher does.
@@ -95,10 +96,6 @@ struct UserFacts {
     watchers: HashMap<UserId, HashMap<UserId, u32>>,
 }
 
-/// A webhook that waits for [`DELAY`]: a channel's `channel_vacated` (no user) or a user's
-/// `member_removed`.
-type Delayed = (AppIdx, Channel, Option<UserId>);
-
 /// The facts one owner holds, and the effects its inputs caused.
 #[derive(Debug)]
 pub struct Owner {
@@ -107,9 +104,8 @@ pub struct Owner {
     channels: Vec<HashMap<Channel, ChannelFacts>>,
     users: Vec<UserFacts>,
     dirty_counts: Vec<(AppIdx, Channel)>,
-    /// Webhooks waiting for their delay, with when they are due and their order.
-    delayed: HashMap<Delayed, (Instant, u64)>,
-    delayed_seq: u64,
+    /// `channel_vacated` and `member_removed` webhooks waiting for their delay.
+    delays: Delays,
     effects: VecDeque<Effect>,
 }
 
@@ -124,8 +120,7 @@ impl Owner {
             channels: (0..n).map(|_| HashMap::new()).collect(),
             users: (0..n).map(|_| UserFacts::default()).collect(),
             dirty_counts: Vec::new(),
-            delayed: HashMap::new(),
-            delayed_seq: 0,
+            delays: Delays::default(),
             effects: VecDeque::new(),
         }
     }
@@ -137,7 +132,7 @@ impl Owner {
     }
 
     /// A channel's first subscription (`user` `None`) or a user's first connection in it:
-    /// cancels the pending `channel_vacated` or `member_removed` of a return within [`DELAY`],
+    /// cancels the pending `channel_vacated` or `member_removed` of a return within [`DELAY`](crate::webhook::DELAY),
     /// and otherwise sends `channel_occupied` or `member_added`.
     fn arrived(&mut self, app: AppIdx, channel: &Channel, user: Option<&UserId>) {
         let mask = self.apps.get(app).hooks();
@@ -148,8 +143,7 @@ impl Owner {
         if !pair {
             return;
         }
-        let key = (app, channel.clone(), user.cloned());
-        if self.delayed.remove(&key).is_some() {
+        if !self.delays.arrived(&(app, channel.clone(), user.cloned())) {
             return;
         }
         match user {
@@ -172,7 +166,7 @@ impl Owner {
     }
 
     /// A channel's last subscription gone (`user` `None`) or a user's last connection in it:
-    /// the webhook waits for [`DELAY`].
+    /// the webhook waits for [`DELAY`](crate::webhook::DELAY).
     fn departed(&mut self, app: AppIdx, channel: &Channel, user: Option<UserId>, now: Instant) {
         let mask = self.apps.get(app).hooks();
         let pair = match user {
@@ -180,27 +174,14 @@ impl Owner {
             Some(_) => wants_members(mask),
         };
         if pair {
-            self.delayed_seq += 1;
-            self.delayed.insert(
-                (app, channel.clone(), user),
-                (now + DELAY, self.delayed_seq),
-            );
+            self.delays.departed((app, channel.clone(), user), now);
         }
     }
 
     /// Sends the delayed webhooks due at `now` (all of them with `None`), in the order they
     /// were decided.
     fn fire_delayed(&mut self, now: Option<Instant>) {
-        let mut due: Vec<(u64, Delayed)> = Vec::new();
-        self.delayed.retain(|k, (at, seq)| {
-            let fire = now.is_none_or(|now| *at <= now);
-            if fire {
-                due.push((*seq, k.clone()));
-            }
-            !fire
-        });
-        due.sort_by_key(|(seq, _)| *seq);
-        for (_, (app, channel, user)) in due {
+        for (app, channel, user) in self.delays.take_due(now) {
             match user {
                 None => self.hook(
                     app,
@@ -424,15 +405,7 @@ impl Owner {
         // A joiner that waits for its answer is not a subscriber on its shard yet, and a
         // publish can get there first (on the owner's own worker a publish is written at once,
         // while the answer waits in the loopback queue): its count goes in its answer.
-        let count = match join.member {
-            None => self.count_frame(join.app, &join.channel, now),
-            Some(_) => None,
-        };
-        if let Some(mut answer) = answer {
-            answer.frames.extend(count.clone());
-            self.effects
-                .push_back(Effect::ToShard(join.from, ShardMsg::JoinAnswer(answer)));
-        }
+        // The webhooks in the order a receiver expects: the channel, the member, then the rest.
         if first {
             self.arrived(join.app, &join.channel, None);
         }
@@ -442,6 +415,15 @@ impl Owner {
         if missed {
             let channel = join.channel.clone();
             self.hook(join.app, EventKind::CacheMiss, Hook::CacheMiss { channel });
+        }
+        let count = match join.member {
+            None => self.count_frame(join.app, &join.channel, now),
+            Some(_) => None,
+        };
+        if let Some(mut answer) = answer {
+            answer.frames.extend(count.clone());
+            self.effects
+                .push_back(Effect::ToShard(join.from, ShardMsg::JoinAnswer(answer)));
         }
         if let Some((user, info)) = new_member {
             // Pusher docs: member_added goes to the other members, not the joiner.

@@ -92,7 +92,8 @@ pub struct WebhookConfig {
     pub filter: Filter,
     /// Batching.
     pub batch: Batch,
-    /// How long one request may take before it counts as failed (and is retried), in
+    /// How long each step of a request (connecting, sending it, waiting for the answer,
+    /// reading it) may take before the request counts as failed and is retried, in
     /// milliseconds; 100 to 60,000. Default 4,000, the answer time hosted Pusher asks for.
     pub timeout_ms: u64,
     /// Events held for this webhook while they wait to be sent; at least 1.

@@ -139,9 +139,11 @@ impl Sender {
         }
         select! {
             recv(self.rx) -> q => q.ok(),
-            recv(self.stop) -> _ => {
-                // Shutdown began (the stop channel closed): the deadline is set by now.
-                self.next()
+            recv(self.stop) -> _ => match self.deadline() {
+                // Shutdown began: the deadline was set before the stop channel closed.
+                Some(_) => self.next(),
+                // The senders were dropped without a shutdown (start-up failed): stop now.
+                None => None,
             }
         }
     }
@@ -226,9 +228,17 @@ impl Sender {
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
+        // Each step has the timeout, not the request as a whole: with an overall timeout ureq
+        // resolves the host on a thread spawned for every request, pooled connection or not,
+        // which was most of a request's cost. Name lookups take what the system resolver takes.
+        let t = Some(timeout);
         let mut resp = req
             .config()
-            .timeout_global(Some(timeout))
+            .timeout_connect(t)
+            .timeout_send_request(t)
+            .timeout_send_body(t)
+            .timeout_recv_response(t)
+            .timeout_recv_body(t)
             .build()
             .send(body.as_bytes())
             .map_err(|e| e.to_string())?;
