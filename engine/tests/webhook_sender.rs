@@ -202,3 +202,38 @@ fn shutdown_sends_what_is_queued_before_the_deadline() {
         .collect();
     assert!(order.iter().all(|x| *x), "in the order emitted");
 }
+
+#[test]
+fn a_receiver_that_was_down_gets_the_backlog_in_order_once_it_is_back() {
+    // A port with nothing listening: every attempt is refused until the receiver starts.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let h = hooks(&url, 1000, 1000);
+    for i in 0..50 {
+        h.emit(AppIdx(0), occupied(i));
+    }
+    wait_for("refused attempts", &h, |r| r.failures >= 3);
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        let n = AtomicUsize::new(0);
+        let answer: Answer = Box::new(|_| Reply::Status(200));
+        for stream in listener.incoming().flatten() {
+            serve(stream, &s, &n, &answer);
+        }
+    });
+    let r = wait_for("the backlog", &h, |r| r.delivered == 50);
+    assert_eq!((r.dropped, r.overflowed, r.queue_depth), (0, 0, 0), "{r:?}");
+    let s = seen.lock().unwrap();
+    for (i, body) in s.bodies.iter().enumerate() {
+        assert!(
+            body.contains(&format!(r#""channel":"c{i}""#)),
+            "{i}: {body}"
+        );
+    }
+}

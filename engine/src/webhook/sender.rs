@@ -7,7 +7,8 @@
 //! other webhook, and the workers never see either: they only `try_send` into the queue.
 //!
 //! The loop takes one event, or with batching on, every event that arrives within the batch
-//! window up to its maximum; encodes and signs the body once; and posts it until a 2xx answer.
+//! window up to its maximum (at once when that many are already waiting); encodes and signs
+//! the body once; and posts it until a 2xx answer.
 //! A failure (a non-2xx status, a timeout, a refused connection) is retried after
 //! [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`], for [`RETRY_FOR`](super::RETRY_FOR) from
 //! the first attempt; then the request is given up, counted and logged. Requests go one at a
@@ -103,12 +104,18 @@ impl Sender {
         while let Some(first) = self.next() {
             let mut batch = vec![first];
             if self.batch.enabled {
-                let mut until = Instant::now() + Duration::from_millis(self.batch.window_ms);
-                if let Some(d) = self.deadline() {
-                    until = until.min(d);
+                // The window is slept through, not waited on event by event: a worker's
+                // `try_send` to a queue nobody blocks on wakes no thread, so a batch costs one
+                // wake-up instead of one per event. A full batch already queued goes at once.
+                if self.rx.len() + 1 < self.batch.max_events {
+                    let mut nap = Duration::from_millis(self.batch.window_ms);
+                    if let Some(d) = self.deadline() {
+                        nap = nap.min(d.saturating_duration_since(Instant::now()));
+                    }
+                    self.wait(nap);
                 }
                 while batch.len() < self.batch.max_events {
-                    match self.rx.recv_deadline(until) {
+                    match self.rx.try_recv() {
                         Ok(q) => batch.push(q),
                         Err(_) => break,
                     }
