@@ -1,6 +1,6 @@
 // The webhook load of bench/webhooks.sh, in two processes so that neither starves the other:
 //
-//   node bench/webhooks/load.mjs receiver --port PORT --duration S
+//   node bench/webhooks/load.mjs receiver --port PORT          (until SIGTERM)
 //   node bench/webhooks/load.mjs clients --ws ws://127.0.0.1:PORT --whisperers N --churners N --duration S
 //
 // - `clients`: `--whisperers` connections, each subscribed to a private channel of its own,
@@ -53,7 +53,8 @@ if (role === 'receiver') {
   });
   server.keepAliveTimeout = 60_000;
   await new Promise((r) => server.listen(Number(args.port), '127.0.0.1', r));
-  await sleep(DURATION_MS);
+  // Until SIGTERM: the benchmark stops it once the clients are done and the last webhooks in.
+  await new Promise((r) => process.once('SIGTERM', r));
   server.close();
   const pct = (xs, p) => {
     xs.sort((a, b) => a - b);
