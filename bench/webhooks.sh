@@ -92,9 +92,9 @@ run_one() {
     echo "  ($arm round $round: the generator reported a failed check; see $OUT/bench.$arm.$round.log)"
   fi
   wait "$clients" || true
-  # The last channel_vacated is decided 3 s after the clients' last leave, which they wait for;
-  # a moment more for what is still queued.
-  sleep 2
+  # The whisper channels are vacated when the clients close, and their channel_vacated goes
+  # 3 s later; a moment more for what is still queued.
+  sleep 4
   kill -TERM "$receiver" 2>/dev/null || true
   wait "$receiver" || true
   awk '{print ($14 + $15) / 100}' "/proc/$pid/stat" >"$OUT/cpu.$arm.$round"
