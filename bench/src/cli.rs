@@ -60,6 +60,10 @@ pub struct Common {
         default_value = "http://127.0.0.1:8080"
     )]
     pub api_url: String,
+    /// PEM certificate authority that signed the server's certificate, for wss:// and https://
+    /// URLs (the clients trust it and nothing else).
+    #[arg(long, env = "RINGCAST_BENCH_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     /// App id.
     #[arg(long, env = "REVERB_APP_ID", default_value = "")]
     pub app_id: String,
@@ -211,6 +215,10 @@ pub struct CeilingArgs {
     /// At most this many frames per socket written and not yet delivered.
     #[arg(long, default_value_t = 4)]
     pub window: u64,
+    /// Broadcasts per second in all, as `fanout --rate` publishes (0: as fast as the window
+    /// allows).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Initial read buffer per connection in bytes.
     #[arg(long, default_value_t = 4096)]
     pub read_buffer: usize,
@@ -297,6 +305,9 @@ pub struct CeilingSenderArgs {
     /// Seconds of sending.
     #[arg(long)]
     pub duration: f64,
+    /// Broadcasts per second in all (0: as fast as the window allows).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Do not pin sender threads.
     #[arg(long)]
     pub no_pin: bool,

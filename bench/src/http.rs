@@ -9,13 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 use ringcast_protocol::api::signature::{Credentials, signed_query};
 
 use crate::error::BenchError;
 use crate::stats::Shared;
 use crate::target::Target;
-use crate::ws::{SocketOpts, tcp_connect};
+use crate::ws::SocketOpts;
 
 /// The body of a trigger-event request for one channel.
 pub fn event_body(channel: &str, event: &str, data: &str) -> Vec<u8> {
@@ -60,7 +59,7 @@ pub fn events_request(target: &Target, body: &[u8]) -> Vec<u8> {
 
 /// A keep-alive connection to the HTTP API.
 pub struct HttpConn {
-    stream: TcpStream,
+    stream: crate::stream::Stream,
     buf: Vec<u8>,
     /// The server asked to close after the last response.
     pub closed: bool,
@@ -152,7 +151,7 @@ impl HttpConn {
             ..SocketOpts::default()
         };
         Ok(Self {
-            stream: tcp_connect(target.api.addr, opts).await?,
+            stream: crate::stream::connect(&target.api, target.tls.as_ref(), opts).await?,
             buf: Vec::with_capacity(4096),
             closed: false,
         })
@@ -228,6 +227,7 @@ mod tests {
             key: "key".into(),
             secret: "secret".into(),
             sources: vec![],
+            tls: None,
         };
         let body = event_body("bench-0", "bench", "rcb:0:1:2:xx");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();

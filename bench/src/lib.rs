@@ -41,6 +41,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
+pub mod stream;
 pub mod svg;
 pub mod sys;
 pub mod target;

@@ -47,6 +47,8 @@ pub struct Sample {
     pub p99_ms: Option<f64>,
     /// 99.9th percentile (ms).
     pub p999_ms: Option<f64>,
+    /// The slowest operation timed in the interval (ms).
+    pub max_ms: Option<f64>,
     /// Server resident memory (bytes) when a pid was given.
     pub server_rss: Option<u64>,
     /// Buffer memory of every TCP socket on the host (bytes, `/proc/net/sockstat`): where
@@ -132,6 +134,17 @@ impl Report {
             .map(|m| m.value)
     }
 
+    /// The index in the timeline of the second whose slowest operation was the slowest of the
+    /// run: where a stall shows.
+    pub fn worst_second(&self) -> Option<usize> {
+        self.timeline
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.max_ms.map(|m| (i, m)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    }
+
     /// Whether every check held.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
@@ -172,6 +185,36 @@ impl Report {
                     out,
                     "  {:<32} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
                     l.what, l.count, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+                );
+            }
+        }
+        if let Some(w) = self.worst_second() {
+            let _ = writeln!(
+                out,
+                "  worst second, with its neighbours (t: ops/s, p50 / p99 / p99.9 / max ms, server RSS, kernel TCP)"
+            );
+            let from = w.saturating_sub(1);
+            let to = (w + 2).min(self.timeline.len());
+            for (i, s) in self.timeline[from..to].iter().enumerate() {
+                let mark = if from + i == w { '>' } else { ' ' };
+                let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+                let mib = |v: Option<u64>| {
+                    v.map_or("-".to_string(), |v| {
+                        format!("{:.1} MiB", v as f64 / 1048576.0)
+                    })
+                };
+                let _ = writeln!(
+                    out,
+                    "  {mark} {:>6.1} s {:<8} {:>12} {} / {} / {} / {}  {}  {}",
+                    s.t,
+                    s.phase,
+                    human(s.ops_per_sec),
+                    ms(s.p50_ms),
+                    ms(s.p99_ms),
+                    ms(s.p999_ms),
+                    ms(s.max_ms),
+                    mib(s.server_rss),
+                    mib(s.kernel_tcp)
                 );
             }
         }
@@ -233,5 +276,33 @@ mod tests {
         assert!(r.table().contains("123,456"));
         assert!(r.passed());
         assert_eq!(r.get("deliveries_per_sec"), Some(123456.0));
+    }
+
+    #[test]
+    fn the_worst_second_is_the_one_with_the_slowest_operation() {
+        let mut r = Report::new("fanout", "deliveries");
+        assert_eq!(r.worst_second(), None);
+        for (t, max) in [(1.0, 3.0), (2.0, 250.0), (3.0, 4.0), (4.0, 2.0)] {
+            r.timeline.push(Sample {
+                t,
+                phase: "run".into(),
+                p99_ms: Some(max / 2.0),
+                max_ms: Some(max),
+                ..Sample::default()
+            });
+        }
+        assert_eq!(r.worst_second(), Some(1));
+        let table = r.table();
+        let lines: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.contains("worst second"))
+            .skip(1)
+            .collect();
+        assert!(lines[0].contains("1.0 s"), "{table}");
+        assert!(
+            lines[1].starts_with("  >") && lines[1].contains("250.000"),
+            "{table}"
+        );
+        assert!(lines[2].contains("3.0 s"), "{table}");
     }
 }

@@ -302,6 +302,7 @@ impl Monitor {
                     s.p50_ms = Some(p.p50_ms);
                     s.p99_ms = Some(p.p99_ms);
                     s.p999_ms = Some(p.p999_ms);
+                    s.max_ms = Some(p.max_ms);
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! The server under test: where its WebSocket and HTTP API listen, and the app credentials.
 //!
-//! Only `ws://` and `http://` are supported: load tests here run on loopback, where TLS would
-//! measure the cipher rather than the server.
+//! `ws://` and `http://`, or `wss://` and `https://` for a server that terminates TLS itself
+//! (the clients then trust `--ca-file`, see `crate::stream`). On loopback TLS mostly measures
+//! the cipher, which is what a TLS figure is for.
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 
@@ -16,15 +17,28 @@ pub struct Endpoint {
     pub host_header: String,
     /// Path prefix without a trailing slash ("" for none).
     pub path: String,
+    /// `wss://` or `https://`: the connection runs TLS.
+    pub tls: bool,
+    /// The host as the TLS handshake names it (the URL's host, without the port).
+    pub server_name: String,
 }
 
 impl Endpoint {
-    /// Parses `url`, whose scheme must be `scheme`.
+    /// Parses `url`, whose scheme must be `scheme` or its TLS form (`scheme` and `s`: `wss`,
+    /// `https`, whose default port is 443).
     pub fn parse(url: &str, scheme: &str, default_port: u16) -> Result<Self, BenchError> {
-        let rest = url
-            .strip_prefix(scheme)
-            .and_then(|r| r.strip_prefix("://"))
-            .ok_or_else(|| BenchError::Setup(format!("{url}: expected a {scheme}:// URL")))?;
+        let tls_scheme = format!("{scheme}s://");
+        let (tls, rest) = match url.strip_prefix(tls_scheme.as_str()) {
+            Some(rest) => (true, Some(rest)),
+            None => (
+                false,
+                url.strip_prefix(scheme).and_then(|r| r.strip_prefix("://")),
+            ),
+        };
+        let rest = rest.ok_or_else(|| {
+            BenchError::Setup(format!("{url}: expected a {scheme}:// or {scheme}s:// URL"))
+        })?;
+        let default_port = if tls { 443 } else { default_port };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -39,10 +53,16 @@ impl Endpoint {
             .map_err(|e| BenchError::Setup(format!("{url}: {e}")))?
             .find(SocketAddr::is_ipv4)
             .ok_or_else(|| BenchError::Setup(format!("{url}: no IPv4 address")))?;
+        let server_name = match authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => host,
+            _ => authority,
+        };
         Ok(Self {
             addr,
             host_header: authority.to_string(),
             path: path.trim_end_matches('/').to_string(),
+            tls,
+            server_name: server_name.to_string(),
         })
     }
 
@@ -67,6 +87,8 @@ pub struct Target {
     pub secret: String,
     /// Source addresses that client sockets bind, round robin; empty: let the kernel choose.
     pub sources: Vec<Ipv4Addr>,
+    /// The TLS client, when `--ca-file` was given.
+    pub tls: Option<crate::stream::TlsClient>,
 }
 
 impl Target {
@@ -144,7 +166,12 @@ mod tests {
         let e = Endpoint::parse("http://127.0.0.1/reverb/", "http", 80).unwrap();
         assert_eq!(e.addr.port(), 80);
         assert_eq!(e.path, "/reverb");
-        assert!(Endpoint::parse("wss://x", "ws", 80).is_err());
+        assert!(Endpoint::parse("http://x", "ws", 80).is_err());
+        let e = Endpoint::parse("wss://localhost:8443/p", "ws", 80).unwrap();
+        assert!(e.tls);
+        assert_eq!((e.server_name.as_str(), e.addr.port()), ("localhost", 8443));
+        let e = Endpoint::parse("https://localhost", "http", 80).unwrap();
+        assert!(e.tls && e.addr.port() == 443);
     }
 
     #[test]
@@ -157,6 +184,7 @@ mod tests {
             key: "k".into(),
             secret: "s".into(),
             sources: vec![],
+            tls: None,
         };
         assert!(t.ws_request_path().starts_with("/app/k?protocol=7&"));
         assert_eq!(t.events_path(), "/p/apps/1/events");

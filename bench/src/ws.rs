@@ -18,6 +18,8 @@ use base64::Engine as _;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+
+use crate::stream::Stream;
 use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, InPlace, MessageRef};
 use ringcast_protocol::ws::encode;
 use ringcast_protocol::ws::frame::{FrameHeader, Opcode};
@@ -94,7 +96,7 @@ pub struct Inbox {
 
 /// An open WebSocket client connection.
 pub struct WsConn {
-    stream: TcpStream,
+    stream: Stream,
     inbox: Inbox,
     /// xorshift state for masking keys (RFC 6455 only asks that they be unpredictable to
     /// intermediaries, which a load test does not have).
@@ -110,7 +112,7 @@ impl WsConn {
         read_buffer: usize,
         seed: u32,
     ) -> Result<Self, BenchError> {
-        let stream = tcp_connect(target.ws.addr, opts).await?;
+        let stream = crate::stream::connect(&target.ws, target.tls.as_ref(), opts).await?;
         let mut conn = Self::from_stream(stream, read_buffer, seed);
         let mut nonce = [0u8; 16];
         for chunk in nonce.chunks_mut(4) {
@@ -159,9 +161,9 @@ impl WsConn {
     }
 
     /// Wraps a connected stream (for raw frame streams, as from the ceiling sender).
-    pub fn from_stream(stream: TcpStream, read_buffer: usize, seed: u32) -> Self {
+    pub fn from_stream(stream: impl Into<Stream>, read_buffer: usize, seed: u32) -> Self {
         Self {
-            stream,
+            stream: stream.into(),
             inbox: Inbox::with_capacity(read_buffer),
             mask_state: seed | 1,
         }

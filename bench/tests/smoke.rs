@@ -47,9 +47,13 @@ fn ringcast_bin() -> PathBuf {
 }
 
 fn start_server() -> Server {
+    start_server_with(&[])
+}
+
+fn start_server_with(args: &[&str]) -> Server {
     Server::spawn(
         &ringcast_bin(),
-        &["--workers", "2"],
+        &[&["--workers", "2"], args].concat(),
         &[
             ("REVERB_APP_ID", APP_ID),
             ("REVERB_APP_KEY", KEY),
@@ -60,6 +64,13 @@ fn start_server() -> Server {
 
 /// Runs a scenario with `--smoke` and returns its JSON report.
 fn bench(server: &Server, scenario: &str, extra: &[&str]) -> Value {
+    let ws = format!("ws://127.0.0.1:{}", server.port);
+    let api = format!("http://127.0.0.1:{}", server.port);
+    bench_at(server, &ws, &api, scenario, extra)
+}
+
+/// [`bench`] against the URLs `ws` and `api`.
+fn bench_at(server: &Server, ws: &str, api: &str, scenario: &str, extra: &[&str]) -> Value {
     let dir = std::env::temp_dir().join(format!(
         "ringcast-bench-smoke-{}-{scenario}",
         std::process::id()
@@ -69,8 +80,7 @@ fn bench(server: &Server, scenario: &str, extra: &[&str]) -> Value {
     let svg = dir.join("chart.svg");
     let out = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
         .arg(scenario)
-        .args(["--ws-url", &format!("ws://127.0.0.1:{}", server.port)])
-        .args(["--api-url", &format!("http://127.0.0.1:{}", server.port)])
+        .args(["--ws-url", ws, "--api-url", api])
         .args(["--app-id", APP_ID, "--key", KEY, "--secret", SECRET])
         .args(["--pid", &server.child.id().to_string()])
         .args(["--smoke", "--quiet", "--json"])
@@ -155,6 +165,22 @@ fn ceiling_is_measured_with_the_same_client() {
     let r = bench(&server, "ceiling", &["--channels", "3"]);
     assert!(metric(&r, "deliveries_per_sec") > 0.0);
     assert_clean_delivery(&r);
+    // Paced: 20 broadcasts a second over 2 channels is 10 rounds a second, each thread sending
+    // its share of both channels' broadcasts per round, for the 2 seconds of a smoke run.
+    let paced = bench(&server, "ceiling", &["--channels", "2", "--rate", "20"]);
+    assert_clean_delivery(&paced);
+    let threads = paced["params"]["threads"].as_f64().unwrap();
+    let broadcasts = metric(&paced, "broadcasts");
+    assert!(broadcasts > 0.0);
+    assert!(
+        broadcasts <= threads * 2.0 * 21.0,
+        "{broadcasts} broadcasts at 20 a second for 2 s"
+    );
+    // fanout --ceiling at a fixed rate sets ringcast's latency beside the raw sender's.
+    let r = bench(&server, "fanout", &["--rate", "50", "--ceiling"]);
+    assert_clean_delivery(&r);
+    assert!(metric(&r, "ceiling_end_to_end_p99") > 0.0);
+    assert!(metric(&r, "end_to_end_p99_over_ceiling") > 0.0);
 }
 
 #[test]
@@ -175,4 +201,49 @@ fn soak_keeps_stable_subscribers_whole() {
     assert_clean_delivery(&r);
     assert!(metric(&r, "churn_cycles") > 0.0);
     assert!(metric(&r, "published") > 0.0);
+}
+
+#[test]
+fn tls_handshakes_and_fanout_run_over_wss_and_https() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("ringcast-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let server = start_server_with(&["--tls-cert", &cert, "--tls-key", &key]);
+    let ws = format!("wss://localhost:{}", server.port);
+    let api = format!("https://localhost:{}", server.port);
+    let trust = ["--ca-file", &cert];
+    let r = bench_at(&server, &ws, &api, "connect", &trust);
+    assert!(metric(&r, "handshakes") > 0.0);
+    assert_eq!(metric(&r, "failed"), 0.0);
+    let r = bench_at(&server, &ws, &api, "fanout", &trust);
+    assert_clean_delivery(&r);
+    assert_eq!(metric(&r, "subscribers_checked"), 50.0);
+    // Without the authority the clients trust nothing: every handshake fails.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let wrong = dir.join("other.pem");
+    std::fs::write(&wrong, other.cert.pem()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
+        .args([
+            "connect",
+            "--ws-url",
+            &ws,
+            "--api-url",
+            &api,
+            "--smoke",
+            "--quiet",
+        ])
+        .args(["--app-id", APP_ID, "--key", KEY, "--secret", SECRET])
+        .arg("--ca-file")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TLS: invalid peer certificate"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

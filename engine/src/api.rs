@@ -1,15 +1,20 @@
 //! The Pusher HTTP API, served on the same port as the WebSockets.
 //!
 //! Laravel's queue workers call it synchronously through the Pusher PHP SDK for every broadcast,
-//! so its latency is on the application's critical path: a request is authenticated, parsed and
-//! fanned out on the worker that received it, with no hop to another thread before the answer.
-//! Each event is encoded into its final WebSocket frame once per channel, and those same bytes
-//! go to this worker's subscribers and, through the mesh, to every other worker's.
+//! so its latency is on the application's critical path: a request is authenticated, parsed,
+//! accepted and answered on the worker that received it, and the fan-out follows. Each event is
+//! encoded into its final WebSocket frame once per channel, and those same bytes go through the
+//! mesh to every worker's subscribers, this worker's included: its own part waits in its own
+//! inbox until the answer is written, behind whatever other workers queued there before, so
+//! events of one channel reach every subscriber in the order they were accepted.
 //!
 //! A publish is accepted only when every other worker's mesh inbox has room for it (see
-//! `crate::mesh`): the API reserves that room first, waits up to [`MESH_WAIT`] for it when a
-//! worker is behind, and otherwise answers 503 (Laravel's queue retries), so a request reaches
-//! every worker or none and a publisher faster than the workers cannot grow memory.
+//! `crate::mesh`) and no worker is more than [`crate::worker::FANOUT_BACKLOG`] behind on its
+//! fan-outs (this one with the publishes it accepted, another with the batch it is working
+//! through): the API waits up to [`BACKLOG_WAIT`] for a fan-out to catch up and up to
+//! [`MESH_WAIT`] for room in an inbox, reserves that room, and otherwise answers 503 (Laravel's
+//! queue retries), so a request reaches every worker or none, and a publisher faster than the
+//! workers is held to their pace instead of growing memory or latency.
 //!
 //! Questions about the whole server (occupied channels, counts, presence users, `info` on
 //! events) are asked of the facts' owners (`crate::owner`) and answered when every owner has
@@ -40,6 +45,15 @@ use crate::worker::Worker;
 
 /// How long a publish waits for room in a busy worker's inbox before it is refused with 503.
 pub const MESH_WAIT: Duration = Duration::from_millis(200);
+
+/// How long a publish waits while a worker is behind on its fan-outs before it is refused with
+/// 503. Longer than [`MESH_WAIT`]: a fan-out in progress always frees its part within a few
+/// hundred milliseconds on a healthy server, and a Laravel queue worker that is held briefly
+/// is better off than one whose job fails.
+pub const BACKLOG_WAIT: Duration = Duration::from_secs(2);
+
+/// The 503's reason when a worker is behind on deliveries.
+const BEHIND: &str = "Server is over capacity: a worker is behind on deliveries, retry later";
 
 /// What a request still needs once it is authenticated.
 enum Plan {
@@ -134,11 +148,25 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
     };
     let cluster = worker.borrow().shared.cluster.clone();
     let cluster_cost = crate::cluster::request_cost(effects);
-    let deadline = Instant::now() + MESH_WAIT;
+    let fans_out = effects.iter().any(|e| matches!(e, Effect::ToAll(_)));
+    let started = Instant::now();
+    // The wait for room in the inboxes starts once no fan-out holds the request back.
+    let mut deadline = None;
     loop {
-        if worker.borrow().shutting_down {
+        let (shutting_down, behind) = {
+            let w = worker.borrow();
+            (w.shutting_down, fans_out && w.behind())
+        };
+        if shutting_down {
             // Refused rather than accepted and then lost: the application's queue retries it.
             return Err("Server is shutting down");
+        }
+        if behind {
+            if started.elapsed() >= BACKLOG_WAIT {
+                return Err(BEHIND);
+            }
+            monoio::time::sleep(Duration::from_millis(1)).await;
+            continue;
         }
         let mut taken = Vec::with_capacity(costs.len());
         for (i, &n) in costs.iter().enumerate() {
@@ -159,8 +187,8 @@ async fn reserve(worker: &Rc<RefCell<Worker>>, effects: &[Effect]) -> Result<(),
         for (to, n) in taken {
             mesh.unreserve(to, n);
         }
-        if Instant::now() >= deadline {
-            return Err("Server is over capacity: a worker is behind on deliveries, retry later");
+        if Instant::now() >= *deadline.get_or_insert_with(|| Instant::now() + MESH_WAIT) {
+            return Err(BEHIND);
         }
         monoio::time::sleep(Duration::from_millis(1)).await;
     }

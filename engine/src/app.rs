@@ -1,6 +1,6 @@
 //! The app table: every app's settings and its cluster-wide connection count.
 //!
-//! The table is built once at start-up and shared read-only by every worker through an `Arc`.
+//! The table is built at start-up and shared read-only by every worker through an `Arc`.
 //! Its one mutable part is each app's open-connection counter, an atomic: `max_connections` is a
 //! limit across all workers that must be checked at the moment a connection opens, and an atomic
 //! increment is both the cheapest and the only exact way to do that. The counter is the owner of
@@ -10,8 +10,15 @@
 //! the cluster link refreshes from Redis every second: `max_connections` is then a cluster-wide
 //! limit that is exact on each node and can be passed by the connections other nodes opened in
 //! the last second.
+//!
+//! A configuration reload (`crate::reload`) builds a new table with [`Apps::reload`] and hands
+//! it to every worker. An app keeps its index for as long as the process runs, whatever the
+//! reloads do: the workers' per-app state (registries, owners' facts, counters) is indexed by
+//! it. A kept app (the same id) keeps its index and its connection counter; a removed app
+//! stays in the table as a tombstone that no key or id finds; a new app gets the next index.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::AppConfig;
@@ -25,12 +32,14 @@ pub struct App {
     pub idx: AppIdx,
     /// Its settings.
     pub cfg: AppConfig,
-    connections: AtomicU64,
+    connections: Arc<AtomicU64>,
     /// The other nodes' open connections, as last refreshed (0 on a lone node).
-    others: AtomicU64,
+    others: Arc<AtomicU64>,
     /// The webhook event kinds any of the app's webhooks wants (`crate::webhook::EventKind`
     /// bits): the state core decides no webhook nobody asked for.
     hooks: u8,
+    /// Removed by a reload: no key or id finds it any more.
+    pub removed: bool,
 }
 
 impl App {
@@ -107,6 +116,28 @@ impl App {
     }
 }
 
+/// What a reload did to one app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub app: AppIdx,
+    pub id: String,
+    pub kind: ChangeKind,
+}
+
+/// The kinds of [`Change`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New: accepts connections from now on.
+    Added,
+    /// Gone: its connections are closed with 4001, as for an unknown app.
+    Removed,
+    /// `enabled = false`: its connections are closed with 4003.
+    Disabled,
+    /// Other settings (limits, origins, secrets, enabled again): they apply from now on, to
+    /// new connections and new subscriptions; its connections stay.
+    Changed,
+}
+
 /// Every app, looked up by key (WebSocket side) or by id (HTTP API side).
 #[derive(Debug)]
 pub struct Apps {
@@ -124,18 +155,95 @@ impl Apps {
             .map(|(i, cfg)| App {
                 idx: AppIdx(i as u32),
                 cfg: cfg.clone(),
-                connections: AtomicU64::new(0),
-                others: AtomicU64::new(0),
                 hooks: cfg.webhooks.iter().fold(0, |m, w| m | w.mask()),
+                removed: false,
+                connections: Arc::new(AtomicU64::new(0)),
+                others: Arc::new(AtomicU64::new(0)),
             })
             .collect();
-        let by_key = apps.iter().map(|a| (a.cfg.key.clone(), a.idx)).collect();
-        let by_id = apps.iter().map(|a| (a.cfg.id.clone(), a.idx)).collect();
+        Apps::index(apps)
+    }
+
+    fn index(apps: Vec<App>) -> Apps {
+        let live = || apps.iter().filter(|a| !a.removed);
+        let by_key = live().map(|a| (a.cfg.key.clone(), a.idx)).collect();
+        let by_id = live().map(|a| (a.cfg.id.clone(), a.idx)).collect();
         Apps {
             apps,
             by_key,
             by_id,
         }
+    }
+
+    /// The table after a reload to `cfgs` (validated), and what changed. Apps are matched by
+    /// id: a kept one keeps its index and its connection counter (connections admitted under
+    /// the old settings are still counted), a removed one becomes a tombstone, a new one is
+    /// appended (or takes the tombstone of an earlier app with its id).
+    pub fn reload(&self, cfgs: &[AppConfig]) -> (Apps, Vec<Change>) {
+        let mut changes = Vec::new();
+        let mut apps: Vec<App> = self
+            .apps
+            .iter()
+            .map(|old| {
+                let cfg = cfgs.iter().find(|c| c.id == old.cfg.id);
+                let change = match (old.removed, cfg) {
+                    (true, None) => None,
+                    (false, None) => Some(ChangeKind::Removed),
+                    (true, Some(_)) => Some(ChangeKind::Added),
+                    (false, Some(c)) if old.cfg.enabled && !c.enabled => Some(ChangeKind::Disabled),
+                    (false, Some(c)) if c != &old.cfg => Some(ChangeKind::Changed),
+                    (false, Some(_)) => None,
+                };
+                if let Some(kind) = change {
+                    changes.push(Change {
+                        app: old.idx,
+                        id: old.cfg.id.clone(),
+                        kind,
+                    });
+                }
+                if cfg.is_some_and(|c| c.webhooks != old.cfg.webhooks) {
+                    tracing::warn!(
+                        app = %old.cfg.id,
+                        "webhook settings changed: they take effect at the next start (ringcast restart keeps the connections)"
+                    );
+                }
+                App {
+                    idx: old.idx,
+                    cfg: cfg.cloned().unwrap_or_else(|| old.cfg.clone()),
+                    removed: cfg.is_none(),
+                    connections: old.connections.clone(),
+                    others: old.others.clone(),
+                    // The running senders were built at start; the mask says what they serve.
+                    hooks: old.hooks,
+                }
+            })
+            .collect();
+        for cfg in cfgs {
+            if self.apps.iter().any(|a| a.cfg.id == cfg.id) {
+                continue;
+            }
+            let idx = AppIdx(apps.len() as u32);
+            changes.push(Change {
+                app: idx,
+                id: cfg.id.clone(),
+                kind: ChangeKind::Added,
+            });
+            if !cfg.webhooks.is_empty() {
+                tracing::warn!(
+                    app = %cfg.id,
+                    "an app added by a reload gets its webhooks at the next start"
+                );
+            }
+            apps.push(App {
+                idx,
+                cfg: cfg.clone(),
+                removed: false,
+                connections: Arc::new(AtomicU64::new(0)),
+                others: Arc::new(AtomicU64::new(0)),
+                hooks: 0,
+            });
+        }
+        (Apps::index(apps), changes)
     }
 
     /// The app with this public key.
@@ -153,7 +261,12 @@ impl Apps {
         &self.apps[idx.0 as usize]
     }
 
-    /// Number of apps.
+    /// Every app that is not removed, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &App> {
+        self.apps.iter().filter(|a| !a.removed)
+    }
+
+    /// Number of app slots, removed apps' included (what per-app state is sized by).
     pub fn len(&self) -> usize {
         self.apps.len()
     }
@@ -195,6 +308,58 @@ mod tests {
                 .unwrap()
                 .origin_allowed(Some("https://any.where"))
         );
+    }
+
+    #[test]
+    fn a_reload_keeps_indices_and_counters_and_says_what_changed() {
+        let cfg = |id: &str, key: &str| AppConfig {
+            id: id.into(),
+            key: key.into(),
+            secret: "s".into(),
+            ..AppConfig::default()
+        };
+        let apps = Apps::new(&[cfg("a", "ka"), cfg("b", "kb"), cfg("c", "kc")]);
+        assert!(apps.by_key("kb").unwrap().try_connect());
+        let mut a2 = cfg("a", "ka");
+        a2.secret = "new".into();
+        let mut c2 = cfg("c", "kc");
+        c2.enabled = false;
+        let (next, changes) = apps.reload(&[a2, c2, cfg("d", "kd")]);
+        let kinds: Vec<(&str, ChangeKind)> =
+            changes.iter().map(|c| (c.id.as_str(), c.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("a", ChangeKind::Changed),
+                ("b", ChangeKind::Removed),
+                ("c", ChangeKind::Disabled),
+                ("d", ChangeKind::Added)
+            ]
+        );
+        assert_eq!(next.len(), 4, "b stays as a tombstone");
+        assert!(next.by_key("kb").is_none() && next.by_id("b").is_none());
+        assert_eq!(
+            next.get(AppIdx(1)).connections(),
+            1,
+            "b's counter is the same"
+        );
+        next.get(AppIdx(1)).disconnect();
+        assert_eq!(
+            apps.get(AppIdx(1)).connections(),
+            0,
+            "shared with the old table"
+        );
+        assert_eq!(next.by_id("d").unwrap().idx, AppIdx(3));
+        assert_eq!(next.by_key("ka").unwrap().cfg.secret, "new");
+        assert_eq!(next.iter().count(), 3);
+        // b comes back: it takes its old slot.
+        let (again, changes) = next.reload(&[cfg("b", "kb")]);
+        assert_eq!(again.by_id("b").unwrap().idx, AppIdx(1));
+        assert!(changes.contains(&Change {
+            app: AppIdx(1),
+            id: "b".into(),
+            kind: ChangeKind::Added
+        }));
     }
 
     #[test]

@@ -12,9 +12,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod operations;
 mod scaling;
 mod validate;
 
+pub use operations::{FlagOperations, LogFormat, Operations};
 pub use scaling::{RedisTarget, Scaling, ScalingLayer};
 
 use rand::Rng;
@@ -40,7 +42,7 @@ pub enum ClientEvents {
 /// Its `Debug` output shows every field but the secret, which prints as `[redacted]`: settings
 /// end up in logs and panic messages (and [`Config`] and [`crate::app::App`] show their apps
 /// through this impl), and a secret there signs anything.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppConfig {
     /// The app id the HTTP API uses in its paths (`/apps/{id}/...`).
@@ -183,6 +185,39 @@ pub struct Config {
     pub generated: bool,
     /// The cluster this node joins (`REVERB_SCALING_ENABLED`), or `None` for a lone node.
     pub scaling: Option<Scaling>,
+    /// Metrics and the other operator's settings (`config::operations`).
+    pub operations: Operations,
+    /// What this configuration was loaded from, to load it again on a reload.
+    pub source: Source,
+}
+
+/// The layers a configuration was loaded from: the flags, the working directory (whose
+/// `.env` and relative config path are read again) and the process environment. Its `Debug`
+/// output names the environment's variables without their values, which hold secrets.
+#[derive(Clone, Default)]
+pub struct Source {
+    pub flags: Overrides,
+    pub cwd: std::path::PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.env.keys().collect();
+        names.sort();
+        f.debug_struct("Source")
+            .field("flags", &self.flags)
+            .field("cwd", &self.cwd)
+            .field("env", &names)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Loads the configuration again from the layers it was loaded from.
+    pub fn reload(&self) -> Result<Config, ConfigError> {
+        Config::load(&self.source.flags, &self.source.cwd, &self.source.env)
+    }
 }
 
 /// A configuration mistake, worded as what to fix.
@@ -208,6 +243,10 @@ pub enum ConfigError {
     },
     #[error("app {0:?} has no secret: set REVERB_APP_SECRET or `secret` in the config file")]
     MissingSecret(String),
+    #[error(
+        "TLS needs a certificate and its key, but the {0} is not set (tls_cert and tls_key in the file, RINGCAST_TLS_CERT and RINGCAST_TLS_KEY, or --tls-cert and --tls-key)"
+    )]
+    TlsHalf(&'static str),
     #[error("an app needs an id and a key: set REVERB_APP_ID and REVERB_APP_KEY")]
     MissingIdentity,
     #[error("two apps share the {what} {value:?}; every app needs its own")]
@@ -250,6 +289,11 @@ struct FileConfig {
     max_mesh_bytes: Option<usize>,
     handshake_timeout_ms: Option<u64>,
     scaling: Option<ScalingLayer>,
+    metrics_addr: Option<String>,
+    log_format: Option<String>,
+    debug: Option<bool>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     apps: Vec<AppConfig>,
 }
 
@@ -265,6 +309,8 @@ pub struct Overrides {
     pub config_file: Option<String>,
     /// `--scaling`, `--scaling-channel` and the `--redis-*` flags.
     pub scaling: ScalingLayer,
+    /// The operator's settings given as flags.
+    pub operations: FlagOperations,
 }
 
 impl Config {
@@ -287,6 +333,12 @@ impl Config {
             apps: Vec::new(),
             generated: false,
             scaling: None,
+            operations: Operations::default(),
+            source: Source {
+                flags: flags.clone(),
+                cwd: cwd.to_path_buf(),
+                env: env.clone(),
+            },
         };
         let mut scaling = ScalingLayer::default();
         if let Some(path) = &flags.config_file {
@@ -311,6 +363,7 @@ impl Config {
         }
         cfg.echo |= flags.echo;
         cfg.dashboard |= flags.dashboard;
+        cfg.operations.apply_flags(&flags.operations)?;
         let mut cfg = cfg.finish(&vars)?;
         cfg.scaling = scaling.resolve(cfg.generated)?;
         Ok(cfg)
@@ -382,10 +435,18 @@ impl Config {
             handshake_timeout_ms,
         );
         self.apps = file.apps;
+        self.operations.apply_file(&operations::FileOperations {
+            metrics_addr: file.metrics_addr,
+            log_format: file.log_format,
+            debug: file.debug,
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+        })?;
         Ok(file.scaling.unwrap_or_default())
     }
 
     fn apply_env(&mut self, vars: &HashMap<String, String>) -> Result<(), ConfigError> {
+        self.operations.apply_env(vars)?;
         if let Some(v) = vars.get("REVERB_SERVER_HOST") {
             self.host = v.clone();
         }
@@ -516,6 +577,7 @@ impl Config {
             }
         }
         self.validate(vars)?;
+        self.operations.validate(&self.host, self.port)?;
         // The largest message any app accepts bounds the frame decoder.
         let max_msg = self
             .apps

@@ -9,10 +9,10 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use crate::sys;
+use crate::stats::wire;
+use crate::transport::Transport;
 use bytes::Bytes;
 use monoio::net::TcpStream;
 
@@ -21,8 +21,9 @@ use monoio::net::TcpStream;
 pub struct Conn {
     /// The socket, shared with the reader and (while one runs) the writer task.
     pub stream: Rc<TcpStream>,
-    /// The socket's descriptor, for the direct system calls.
-    pub fd: RawFd,
+    /// The socket's descriptor and, on a TLS port, its TLS state: what frames are written
+    /// through.
+    pub io: Transport,
     /// Frames accepted for this connection that the socket has not taken yet.
     pub out: OutQueue,
     /// Worker clock second of the last frame received.
@@ -51,9 +52,9 @@ impl Conn {
         self.closing.is_some()
     }
 
-    /// Bytes still to deliver: the queue here plus what the kernel has not sent yet.
+    /// Bytes still to deliver: the queue here plus what the kernel (and TLS) has not sent yet.
     pub fn pending_bytes(&self) -> u32 {
-        u32::try_from(self.out.bytes() + sys::unsent(self.fd)).unwrap_or(u32::MAX)
+        u32::try_from(self.out.bytes() + self.io.unsent()).unwrap_or(u32::MAX)
     }
 }
 
@@ -99,12 +100,21 @@ impl OutQueue {
     /// socket takes it, else queued behind what waits. The frame is borrowed: only a frame that
     /// must wait is retained (a reference count, never a copy), so the common case of a healthy
     /// subscriber touches neither the allocator nor the shared buffer's counter.
-    pub fn offer(&mut self, fd: RawFd, frame: &Bytes) -> Offer {
-        if !self.frames.is_empty() {
+    ///
+    /// Through TLS a frame the socket took may still have records waiting for room; it then
+    /// counts as queued (nothing more is kept of it), so that a writer finishes it.
+    pub fn offer(&mut self, io: &Transport, frame: &Bytes) -> Offer {
+        if !self.frames.is_empty() || io.wants_write() {
             self.push(frame.clone());
             return Offer::Queued;
         }
-        match sys::sendv(fd, &[IoSlice::new(frame)]) {
+        let sent = io.sendv(&[IoSlice::new(frame)]);
+        match &sent {
+            Ok(n) => wire::wrote(u64::from(*n == frame.len()), *n as u64),
+            Err(_) => wire::wrote(0, 0),
+        }
+        match sent {
+            Ok(n) if n == frame.len() && io.wants_write() => Offer::Queued,
             Ok(n) if n == frame.len() => Offer::Sent,
             Ok(n) => {
                 self.partial_front = n > 0;
@@ -128,8 +138,11 @@ impl OutQueue {
     }
 
     /// Writes as much as the socket takes, several frames per system call. `Ok(true)` when
-    /// the queue is empty afterwards.
-    pub fn flush(&mut self, fd: RawFd) -> io::Result<bool> {
+    /// the queue is empty afterwards (and no TLS record waits).
+    pub fn flush(&mut self, io: &Transport) -> io::Result<bool> {
+        if !io.flush()? {
+            return Ok(false);
+        }
         while !self.frames.is_empty() {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let mut count = 0;
@@ -139,14 +152,20 @@ impl OutQueue {
                 total += frame.len();
                 count += 1;
             }
-            let written = match sys::sendv(fd, &iov[..count]) {
+            let written = match io.sendv(&iov[..count]) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    wire::wrote(0, 0);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => return Ok(false),
+                        io::ErrorKind::Interrupted => continue,
+                        _ => return Err(e),
+                    }
+                }
             };
-            self.consume(written);
-            if written < total {
+            let finished = self.consume(written);
+            wire::wrote(finished, written as u64);
+            if written < total || io.wants_write() {
                 return Ok(false);
             }
         }
@@ -154,20 +173,24 @@ impl OutQueue {
         Ok(true)
     }
 
-    fn consume(&mut self, mut n: usize) {
+    /// Takes `n` written bytes off the front; returns the number of frames finished.
+    fn consume(&mut self, mut n: usize) -> u64 {
         self.bytes -= n;
+        let mut finished = 0;
         while n > 0 {
             let front = self.frames.front_mut().expect("consumed more than queued");
             if n >= front.len() {
                 n -= front.len();
                 self.frames.pop_front();
                 self.partial_front = false;
+                finished += 1;
             } else {
                 *front = front.slice(n..);
                 self.partial_front = true;
                 n = 0;
             }
         }
+        finished
     }
 
     /// Drops every queued frame except the unwritten rest of a partly written one, which must
@@ -199,7 +222,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        let fd = server.as_raw_fd();
+        let fd = &Transport::plain(server.as_raw_fd());
         let mut q = OutQueue::default();
         let frame = Bytes::from(vec![0xAB; 64 * 1024]);
         let mut sent = 0usize;

@@ -50,6 +50,15 @@
 //! 8. **Time and randomness enter the protocol crate as arguments**, so its tests are
 //!    deterministic.
 //!
+//! ## Operating it
+//! [`metrics`] serves Prometheus metrics from a thread of its own: a scrape asks every worker
+//! for its counters over the mesh ([`stats`]) and adds them up, so the fan-out path writes
+//! nothing shared for them. [`logging`] writes text or JSON lines and, with `--debug`, every
+//! message with its signatures redacted. [`restart`] starts a new process on the same port
+//! and drains this one once the new one serves; [`reload`] applies a changed configuration
+//! to the workers between two of their inputs. [`tls`] terminates TLS on the server's own
+//! port with rustls, through [`transport`], which keeps the engine's direct reads and writes.
+//!
 //! ## Data flow of a broadcast
 //! `POST /apps/{id}/events` → [`api`] verifies the signature and parses the body → the frame is
 //! encoded once → the mesh carries the same `Bytes` to every other worker → each worker writes
@@ -65,12 +74,18 @@ pub mod config;
 pub mod conn;
 pub mod dashboard;
 pub mod ids;
+pub mod logging;
 pub mod mesh;
+pub mod metrics;
 pub mod owner;
+pub mod reload;
+pub mod restart;
 pub mod server;
 pub mod session;
 pub mod state;
 pub mod stats;
 pub mod sys;
+pub mod tls;
+pub mod transport;
 pub mod webhook;
 pub mod worker;

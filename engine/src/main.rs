@@ -5,6 +5,14 @@ use std::collections::HashMap;
 use clap::{Parser, Subcommand};
 use ringcast::config::{Config, Overrides};
 
+/// jemalloc, not glibc's allocator: an idle connection's few small long-lived allocations are
+/// made between a handshake's transient ones (monoio's timer futures are 128-byte aligned, which
+/// glibc serves by splitting chunks), and glibc leaves the freed handshake state as holes it
+/// cannot return, up to half again an idle connection's size. jemalloc's size classes keep them
+/// apart.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// ringcast: a Pusher-protocol, Laravel Reverb-compatible WebSocket server on io_uring.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
@@ -13,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the larger variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start the server.
@@ -67,19 +77,56 @@ enum Command {
         /// secret; also RINGCAST_DASHBOARD=true or `dashboard = true`)
         #[arg(long)]
         dashboard: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of its own
+        /// [default: off; also RINGCAST_METRICS_ADDR or `metrics_addr`]
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<String>,
+        /// Log every WebSocket message in and out and every HTTP API request, with its
+        /// connection and channel, signatures redacted (also RINGCAST_DEBUG=true or `debug`)
+        #[arg(long)]
+        debug: bool,
+        /// TLS on the server's port: the PEM certificate chain (with --tls-key; also
+        /// RINGCAST_TLS_CERT or `tls_cert`) [default: plain TCP]
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<String>,
+        /// The PEM private key of --tls-cert (also RINGCAST_TLS_KEY or `tls_key`)
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<String>,
+    },
+    /// Restart a running server without dropping its clients, as `php artisan reverb:restart`.
+    ///
+    /// Signals (SIGUSR2) the ringcast that listens on the configured port (read as `start`
+    /// reads it: --config, .env, the environment, --port) or the one given with --pid. That
+    /// server starts a new process with its own arguments, which binds the same port; once
+    /// the new process serves, the old one stops accepting, closes its clients with 4200
+    /// (pusher-js reconnects at once) and exits. Waits until the new process has taken over.
+    Restart {
+        /// The pid of the server [default: the process listening on the port]
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The port the server listens on [default: as `start` would]
+        #[arg(long)]
+        port: Option<u16>,
+        /// TOML configuration file the server was started with
+        #[arg(long, value_name = "FILE")]
+        config: Option<String>,
+        /// Seconds to wait for the new process to take over
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RINGCAST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    if let Command::Restart {
+        pid,
+        port,
+        config,
+        timeout,
+    } = cli.command
+    {
+        restart(pid, port, config, timeout);
+    }
     let Command::Start {
         host,
         port,
@@ -96,7 +143,14 @@ fn main() {
         redis_password,
         redis_db,
         dashboard,
-    } = cli.command;
+        metrics_addr,
+        debug,
+        tls_cert,
+        tls_key,
+    } = cli.command
+    else {
+        unreachable!("restart returned above")
+    };
     let flags = Overrides {
         host,
         port,
@@ -115,6 +169,12 @@ fn main() {
             password: redis_password,
             db: redis_db,
         },
+        operations: ringcast::config::FlagOperations {
+            metrics_addr,
+            debug,
+            tls_cert,
+            tls_key,
+        },
     };
     let env: HashMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
@@ -125,8 +185,44 @@ fn main() {
             std::process::exit(2);
         }
     };
+    ringcast::logging::init(&config.operations);
     if let Err(e) = ringcast::server::run(config) {
         eprintln!("ringcast: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// `ringcast restart`: never returns.
+fn restart(pid: Option<u32>, port: Option<u16>, config: Option<String>, timeout: u64) -> ! {
+    let port = match port {
+        Some(p) => p,
+        None => {
+            let flags = Overrides {
+                config_file: config,
+                ..Overrides::default()
+            };
+            let env: HashMap<String, String> = std::env::vars().collect();
+            let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            match Config::load(&flags, &cwd, &env) {
+                Ok(c) => c.port,
+                Err(e) => {
+                    eprintln!("ringcast: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
+    match ringcast::restart::command(pid, port, std::time::Duration::from_secs(timeout)) {
+        Ok(r) => {
+            println!(
+                "ringcast restarted: pid {:?} -> pid {:?}",
+                r.before, r.after
+            );
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("ringcast: restart failed: {e}");
+            std::process::exit(1);
+        }
     }
 }

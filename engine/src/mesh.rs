@@ -16,6 +16,10 @@
 //!   the request ([`Mesh::reserve`]); when a worker is full it waits briefly for room and
 //!   then answers 503, which Laravel's queue retries. A request is thus delivered to every
 //!   worker or to none.
+//! - A publish for the accepting worker's own subscribers goes into its own inbox too, behind
+//!   what the other workers queued there before the request was accepted, and is weighed
+//!   against the worker's fan-out backlog rather than reserved: its room is the bytes the
+//!   worker still has to write (see `crate::api`).
 //! - Everything else (the shards' and owners' messages) is caused by client frames, and is
 //!   never dropped: a message that must arrive is queued even past the bound, and while any
 //!   peer's inbox is over it the worker stops reading client frames ([`Mesh::congested`]), so
@@ -42,6 +46,11 @@ pub const MESSAGE_COST: usize = 128;
 pub enum MeshMsg {
     /// For the receiving worker's shard.
     Shard(ShardMsg),
+    /// A publish the HTTP API of the receiving worker itself accepted, sent to its own inbox so
+    /// that the request is answered before the fan-out runs, and queued behind what other
+    /// workers sent before it. `weight` is what it added to the worker's fan-out backlog
+    /// (`crate::worker::Worker::backlog`).
+    Local { msg: ShardMsg, weight: usize },
     /// For the receiving worker's owner.
     Owner(OwnerMsg),
     /// A question for the receiving worker's owner.
@@ -58,13 +67,18 @@ pub enum MeshMsg {
         crate::stats::Request,
         oneshot::Sender<crate::stats::WorkerReport>,
     ),
+    /// A metrics scrape (`crate::metrics`): the receiving worker's counters and depths.
+    Metrics(oneshot::Sender<Box<crate::stats::scrape::MetricsReport>>),
+    /// A configuration reload (`crate::reload`): the new settings and app table, and what
+    /// changed for which app.
+    Reload(Arc<crate::reload::Reloaded>),
 }
 
 impl MeshMsg {
     /// Bytes this message is counted as in an inbox.
     pub fn cost(&self) -> usize {
         match self {
-            MeshMsg::Shard(m) => shard_msg_cost(m),
+            MeshMsg::Shard(m) | MeshMsg::Local { msg: m, .. } => shard_msg_cost(m),
             MeshMsg::Owner(m) => owner_msg_cost(m),
             _ => MESSAGE_COST,
         }
@@ -96,6 +110,8 @@ struct Slot {
     waker: AtomicWaker,
     /// Bytes queued (and reserved) in this inbox.
     queued: AtomicUsize,
+    /// Bytes of fan-out still to write for the batch its worker is working through.
+    work: AtomicUsize,
 }
 
 /// Handles to every worker's inbox; cheap to clone and shareable across threads.
@@ -124,6 +140,7 @@ impl Mesh {
                 tx,
                 waker: AtomicWaker::new(),
                 queued: AtomicUsize::new(0),
+                work: AtomicUsize::new(0),
             });
             rxs.push(rx);
         }
@@ -197,6 +214,18 @@ impl Mesh {
             .iter()
             .enumerate()
             .any(|(i, s)| i != me.0 as usize && s.queued.load(Ordering::Relaxed) > self.max_bytes)
+    }
+
+    /// Records how many bytes of fan-out worker `me` still has to write for its current batch.
+    pub fn set_work(&self, me: ShardId, bytes: usize) {
+        self.slots[me.0 as usize]
+            .work
+            .store(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of fan-out worker `to` still has to write for its current batch.
+    pub fn work(&self, to: ShardId) -> usize {
+        self.slots[to.0 as usize].work.load(Ordering::Relaxed)
     }
 
     /// Bytes queued in worker `to`'s inbox.

@@ -2,8 +2,9 @@
 //!
 //! Worker 0 binds first so that a port of 0 ("any free port") resolves to one port that every
 //! other worker then binds too, with `SO_REUSEPORT` so the kernel spreads new connections over
-//! the workers' listeners. The main thread then only waits for SIGTERM or SIGINT and relays it
-//! to every worker through the mesh; a second signal exits at once.
+//! the workers' listeners. The main thread then only waits for signals (`crate::restart`):
+//! SIGTERM or SIGINT is relayed to every worker through the mesh as a drain; SIGUSR2 starts
+//! a new process and drains this one once the new one serves.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use monoio::net::{ListenerOpts, TcpListener};
 use monoio::{FusionDriver, FusionRuntime, RuntimeBuilder};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use crate::app::Apps;
@@ -38,6 +39,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         crate::webhook::Webhooks::start(&apps).context("starting the webhook senders")?;
     let host = config.host.clone();
     let mut port = config.port;
+    // A certificate that does not load stops the start, before any listener or Redis.
+    let tls = match config.operations.tls() {
+        Some(files) => Some(Arc::new(crate::tls::Tls::new(&files)?)),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "TLS, " } else { "" };
     // A node joins its cluster before it serves anyone; an unreachable Redis stops start-up.
     let cluster = match &config.scaling {
         Some(s) => Some(crate::cluster::Cluster::start(
@@ -55,9 +62,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         mesh: mesh.clone(),
         cluster: cluster.clone(),
         webhooks: webhooks.clone(),
-        draining: std::sync::atomic::AtomicUsize::new(workers),
+        draining: Arc::new(std::sync::atomic::AtomicUsize::new(workers)),
+        tls,
     });
-    let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let metrics = match shared.config.operations.metrics_addr {
+        Some(addr) => Some(crate::metrics::bind(addr)?),
+        None => None,
+    };
+    let signals =
+        Signals::new([SIGTERM, SIGINT, SIGUSR2, SIGHUP]).context("installing signal handlers")?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
     let mut driver = "";
@@ -87,7 +100,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             c.prefix()
         );
     }
-    println!("ringcast listening on {host}:{port} ({workers} workers, {driver})");
+    let metrics = match metrics {
+        Some(listener) => {
+            let addr = listener
+                .local_addr()
+                .context("reading the metrics address")?;
+            let exporter = crate::metrics::Exporter::new(&shared, driver);
+            let handle = crate::metrics::spawn(listener, exporter)?;
+            println!("metrics at http://{addr}/metrics");
+            Some(handle)
+        }
+        None => None,
+    };
+    println!("ringcast listening on {host}:{port} ({scheme}{workers} workers, {driver})");
     let shared_cfg = &shared.config;
     if shared_cfg.dashboard {
         let shown = if host == "0.0.0.0" || host == "::" {
@@ -96,7 +121,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             &host
         };
         let prefix = &shared_cfg.path_prefix;
-        println!("dashboard at http://{shown}:{port}{prefix}/dashboard/");
+        let web = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("dashboard at {web}://{shown}:{port}{prefix}/dashboard/");
     }
     if shared_cfg.generated {
         println!(
@@ -104,12 +134,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             shared_cfg.laravel_env_block()
         );
     }
+    crate::restart::announce_ready();
     let mut signals = signals;
-    let mut forever = signals.forever();
-    let mut stopping_since = Instant::now();
-    if let Some(sig) = forever.next() {
-        stopping_since = Instant::now();
-        tracing::info!(signal = sig, "shutting down");
+    let mut current = shared.clone();
+    let step = crate::restart::wait(&mut current, &mut signals);
+    let stopping_since = Instant::now();
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    {
         let (ack_tx, ack_rx) = mpsc::channel();
         for i in 0..mesh.len() {
             mesh.send(ShardId(i as u16), MeshMsg::Quiesce(ack_tx.clone()));
@@ -124,11 +157,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let deadline = Instant::now() + shared.config.shutdown_timeout + Duration::from_secs(2);
-    drop(forever);
-    join_workers(handles, deadline);
+    let mut all_done = join_workers(handles, deadline);
     // What the drained connections left (their leaves) reaches Redis before the node leaves.
     if let Some(c) = &cluster {
-        c.stop(Duration::from_secs(2));
+        all_done &= c.stop(Duration::from_secs(2));
     }
     // The webhooks of the drain (its leaves, and the delayed ones the owners flushed) are sent
     // until the shutdown timeout, counted from the signal; a second at least.
@@ -137,20 +169,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .max(Instant::now() + Duration::from_secs(1));
         w.shutdown(deadline);
     }
+    if let crate::restart::Step::HandOver(next) = step {
+        crate::restart::supervise(&current, next, &mut signals, all_done);
+    }
     Ok(())
 }
 
-fn join_workers(handles: Vec<std::thread::JoinHandle<()>>, deadline: Instant) {
+/// Joins the worker threads until `deadline`; says whether every one of them ended.
+fn join_workers(handles: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> bool {
     for h in handles {
         while !h.is_finished() {
             if Instant::now() > deadline {
                 tracing::warn!("workers did not finish before the shutdown deadline");
-                return;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = h.join();
     }
+    true
 }
 
 /// A panicking worker must take the whole process down, loudly, so that systemd or supervisor
@@ -269,10 +306,18 @@ async fn inbox_loop(
     let mut batch = Vec::new();
     loop {
         inbox.recv_batch(&mut batch).await;
-        let mut w = worker.borrow_mut();
-        for msg in batch.drain(..) {
-            w.on_mesh(msg);
+        // Test-only: this worker's own publishes wait this long before their fan-out starts,
+        // while its tasks keep running, as behind a long fan-out.
+        #[cfg(feature = "fault-injection")]
+        if batch.iter().any(|m| matches!(m, MeshMsg::Local { .. }))
+            && let Some(ms) = std::env::var("RINGCAST_FAULT_SLOW_FANOUT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        {
+            monoio::time::sleep(Duration::from_millis(ms)).await;
         }
+        let mut w = worker.borrow_mut();
+        w.on_batch(&mut batch);
         if w.draining {
             break;
         }
@@ -282,10 +327,7 @@ async fn inbox_loop(
         // Publishes accepted before the shutdown keep arriving while connections drain.
         let _ =
             monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
-        let mut w = worker.borrow_mut();
-        for msg in batch.drain(..) {
-            w.on_mesh(msg);
-        }
+        worker.borrow_mut().on_batch(&mut batch);
     }
     // The leaves of the other workers' last connections reach this worker's owner too: it
     // keeps taking them until every worker has drained, and a moment for the last in flight.

@@ -12,6 +12,10 @@
 //! There is exactly one task per socket that reads (this one), so no read is ever cancelled
 //! mid-flight; a connection that must end is told so by shutting down its socket, which wakes
 //! the reader with end-of-stream.
+//!
+//! On a TLS port every read and write goes through the connection's [`Transport`]: the TLS
+//! handshake happens within the first request's read (its answers are written as they are
+//! queued), and the rest is the same as on a plain port.
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
@@ -31,7 +35,9 @@ use ringcast_protocol::ws::{encode, handshake};
 
 use crate::ids::ConnKey;
 use crate::state::Closing;
+use crate::stats::ops::HandshakeFailure;
 use crate::sys;
+use crate::transport::Transport;
 use crate::worker::Worker;
 
 /// Seconds an HTTP API connection may sit idle between requests.
@@ -53,12 +59,21 @@ pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
     loop {
         let accepted = listener.accept().await;
         if worker.borrow().shutting_down {
+            // Accepted just as the worker stopped: answered rather than dropped (a 4200, a 503
+            // or a 503 health check), so that its client moves on at once.
+            if let Ok((stream, _)) = accepted
+                && let Some(io) = transport(&worker, &stream)
+            {
+                monoio::spawn(connection(worker.clone(), Rc::new(stream), io));
+            }
             return;
         }
         match accepted {
             Ok((stream, _)) => {
                 sys::set_nodelay(stream.as_raw_fd());
-                monoio::spawn(connection(worker.clone(), Rc::new(stream)));
+                if let Some(io) = transport(&worker, &stream) {
+                    monoio::spawn(connection(worker.clone(), Rc::new(stream), io));
+                }
             }
             Err(e) => {
                 // Out of descriptors or memory: the listener stays, the backlog waits.
@@ -66,6 +81,22 @@ pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
                 monoio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// The transport of a connection just accepted: TLS when the server has a certificate.
+fn transport(worker: &Rc<RefCell<Worker>>, stream: &TcpStream) -> Option<Transport> {
+    let fd = stream.as_raw_fd();
+    let tls = worker.borrow().shared.tls.clone();
+    match tls {
+        None => Some(Transport::plain(fd)),
+        Some(tls) => match tls.accept() {
+            Ok(conn) => Some(Transport::tls(fd, conn)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a TLS connection");
+                None
+            }
+        },
     }
 }
 
@@ -109,9 +140,10 @@ fn target(worker: &Worker, req: &Request) -> Target {
 /// upgrade), kilobytes while it runs, lives in a box that is freed before reading starts. So
 /// a burst of handshakes leaves its transient allocations after the long-lived tasks in the
 /// heap, not between them, and the freed space is reused by the next burst.
-async fn connection(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) {
-    if let Some(upgraded) = Box::pin(serve_http(worker.clone(), stream.clone())).await {
-        read_frames(worker, stream, upgraded).await;
+async fn connection(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>, io: Transport) {
+    let served = Box::pin(serve_http(worker.clone(), stream.clone(), io.clone())).await;
+    if let Some(upgraded) = served {
+        read_frames(worker, stream, io, upgraded).await;
     }
 }
 
@@ -121,7 +153,15 @@ type Upgraded = (ConnKey, usize, BytesMut);
 
 /// Serves HTTP requests until the connection upgrades (returning what its reader needs) or
 /// ends.
-async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Option<Upgraded> {
+async fn serve_http(
+    worker: Rc<RefCell<Worker>>,
+    stream: Rc<TcpStream>,
+    io: Transport,
+) -> Option<Upgraded> {
+    let link = Link {
+        stream: &stream,
+        io: &io,
+    };
     let shared = worker.borrow().shared.clone();
     let handshake_timeout = Duration::from_millis(shared.config.limits.handshake_timeout_ms);
     let wt = shared.config.write_timeout;
@@ -144,15 +184,15 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
                         }
                         _ => 0,
                     };
-                    Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
+                    Box::pin(refuse(&worker, link, &e.response(), unread, wt)).await;
                     return None;
                 }
             }
-            match read_more(&worker, &stream, &mut buf, deadline).await {
+            match read_more(&worker, link, &mut buf, deadline).await {
                 Ok(true) => {}
                 Ok(false) if !buf.is_empty() => {
                     let resp = http::json_error(408, "Request timed out", false);
-                    Box::pin(refuse(&worker, &stream, &resp, 0, wt)).await;
+                    Box::pin(refuse(&worker, link, &resp, 0, wt)).await;
                     return None;
                 }
                 _ => return None,
@@ -162,54 +202,95 @@ async fn serve_http(worker: Rc<RefCell<Worker>>, stream: Rc<TcpStream>) -> Optio
         let what = target(&worker.borrow(), &req);
         match what {
             Target::Health => {
-                let resp = http::json_ok(br#"{"health":"OK"}"#, req.keep_alive);
-                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
+                // A draining server answers 503, so that a load balancer takes it out first.
+                let resp = if worker.borrow().shutting_down {
+                    http::json_error(503, "Draining", false)
+                } else {
+                    http::json_ok(br#"{"health":"OK"}"#, req.keep_alive)
+                };
+                if write_all(link, &resp, wt).await.is_err()
+                    || !req.keep_alive
+                    || worker.borrow().shutting_down
+                {
                     return None;
                 }
             }
             Target::Dashboard(path) => {
                 let resp = crate::dashboard::http::serve(&req, &path);
                 let more = req.keep_alive && req.content_length == 0;
-                if write_all(&stream, &resp, wt).await.is_err() || !more {
+                if write_all(link, &resp, wt).await.is_err() || !more {
                     return None;
                 }
             }
             Target::NotFound => {
                 let resp = http::json_error(404, "Not found", false);
                 let unread = req.content_length.saturating_sub(buf.len());
-                Box::pin(refuse(&worker, &stream, &resp, unread, wt)).await;
+                Box::pin(refuse(&worker, link, &resp, unread, wt)).await;
                 return None;
             }
             Target::Api(path) => {
                 let deadline = Instant::now() + handshake_timeout;
                 while buf.len() < req.content_length {
-                    match read_more(&worker, &stream, &mut buf, deadline).await {
+                    match read_more(&worker, link, &mut buf, deadline).await {
                         Ok(true) => {}
                         _ => return None,
                     }
                 }
                 let body = buf.split_to(req.content_length).to_vec();
+                // A draining server's answers close the connection, so that the publisher's
+                // next request goes to a server that is not stopping.
+                let req = if worker.borrow().shutting_down {
+                    Request {
+                        keep_alive: false,
+                        ..req
+                    }
+                } else {
+                    req
+                };
                 // Boxed: the API's state is large and only exists while a request is served.
+                let started = Instant::now();
                 let resp = Box::pin(crate::api::serve(&worker, &req, &path, body)).await;
-                if write_all(&stream, &resp, wt).await.is_err() || !req.keep_alive {
+                let took = started.elapsed();
+                (worker.borrow_mut().stats).api_request(&req.method, &path, &resp, took);
+                if worker.borrow().debug_messages() {
+                    let status = crate::stats::ops::status_of(&resp);
+                    crate::logging::log_api(&req.method, &path, &req.query, status);
+                }
+                if write_all(link, &resp, wt).await.is_err() || !req.keep_alive {
                     return None;
                 }
             }
             Target::Echo | Target::App(_) | Target::PathNotFound => {
                 // Boxed, so that the many connections in a burst of handshakes each hold a
                 // small future while they wait for their request head.
-                return Box::pin(websocket(worker, stream, req, what, buf)).await;
+                return Box::pin(websocket(
+                    worker,
+                    stream.clone(),
+                    io.clone(),
+                    req,
+                    what,
+                    buf,
+                ))
+                .await;
             }
         }
         allowance = KEEP_ALIVE_IDLE;
     }
 }
 
+/// A connection before it is in the slab: its socket, for readiness, and its transport.
+#[derive(Clone, Copy)]
+struct Link<'a> {
+    stream: &'a TcpStream,
+    io: &'a Transport,
+}
+
 /// Waits until `deadline` for bytes and appends them to `buf`; `Ok(false)` on timeout or end
-/// of stream.
+/// of stream. Through TLS, handshake records are read here too, and the answers rustls
+/// queues are written before the next wait.
 async fn read_more(
     worker: &Rc<RefCell<Worker>>,
-    stream: &TcpStream,
+    link: Link<'_>,
     buf: &mut BytesMut,
     deadline: Instant,
 ) -> io::Result<bool> {
@@ -218,23 +299,44 @@ async fn read_more(
         if wait.is_zero() {
             return Ok(false);
         }
-        match monoio::time::timeout(wait, stream.readable(false)).await {
+        match monoio::time::timeout(wait, link.stream.readable(false)).await {
             Err(_) => return Ok(false),
             Ok(r) => r?,
         }
-        let mut w = worker.borrow_mut();
-        let w = &mut *w;
-        match sys::recv(stream.as_raw_fd(), &mut w.scratch) {
+        let got = {
+            let mut w = worker.borrow_mut();
+            link.io.recv(&mut w.scratch, buf)
+        };
+        if link.io.wants_write() {
+            finish_writes(link, deadline.saturating_duration_since(Instant::now())).await?;
+        }
+        match got {
             Ok(0) => return Ok(false),
-            Ok(n) => {
-                buf.extend_from_slice(&w.scratch[..n]);
-                return Ok(true);
-            }
+            Ok(_) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => {
+                if link.io.is_tls() && e.kind() == io::ErrorKind::InvalidData {
+                    (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::Tls);
+                }
+                return Err(e);
+            }
         }
     }
+}
+
+/// Writes the TLS records that wait, waiting for room at most `timeout` each time.
+async fn finish_writes(link: Link<'_>, timeout: Duration) -> io::Result<()> {
+    while !link.io.flush()? {
+        match monoio::time::timeout(timeout, link.stream.writable(false)).await {
+            Ok(ready) => ready?,
+            Err(_) => {
+                sys::abort(link.io.fd);
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The bytes after the end of the request head in `buf` (none while the head is incomplete).
@@ -257,16 +359,17 @@ fn body_bytes_in(buf: &[u8]) -> usize {
 /// the socket is closed, with nothing unread in the usual case.
 async fn refuse(
     worker: &Rc<RefCell<Worker>>,
-    stream: &TcpStream,
+    link: Link<'_>,
     answer: &[u8],
     unread: usize,
     write_timeout: Duration,
 ) {
-    if write_all(stream, answer, write_timeout).await.is_err() {
+    if write_all(link, answer, write_timeout).await.is_err() {
         return;
     }
-    let fd = stream.as_raw_fd();
-    sys::shutdown(fd, false, true);
+    // What the client still sends is thrown away undecrypted.
+    let (stream, fd) = (link.stream, link.io.fd);
+    link.io.shutdown_write();
     let mut budget = unread.min(DRAIN_MAX_BODY) + DRAIN_SLACK;
     let deadline = Instant::now() + DRAIN_TIME;
     while budget > 0 {
@@ -295,16 +398,15 @@ async fn refuse(
 /// this task for ever. Giving up resets the connection ([`sys::abort`]), so that the kernel
 /// frees the unsent bytes at once rather than retrying them for minutes; the error is
 /// `TimedOut`.
-async fn write_all(stream: &TcpStream, mut data: &[u8], timeout: Duration) -> io::Result<()> {
-    let fd = stream.as_raw_fd();
+async fn write_all(link: Link<'_>, mut data: &[u8], timeout: Duration) -> io::Result<()> {
     while !data.is_empty() {
-        match sys::sendv(fd, &[IoSlice::new(data)]) {
+        match link.io.sendv(&[IoSlice::new(data)]) {
             Ok(n) => data = &data[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match monoio::time::timeout(timeout, stream.writable(false)).await {
+                match monoio::time::timeout(timeout, link.stream.writable(false)).await {
                     Ok(ready) => ready?,
                     Err(_) => {
-                        sys::abort(fd);
+                        sys::abort(link.io.fd);
                         return Err(io::ErrorKind::TimedOut.into());
                     }
                 }
@@ -313,7 +415,7 @@ async fn write_all(stream: &TcpStream, mut data: &[u8], timeout: Duration) -> io
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    finish_writes(link, timeout).await
 }
 
 /// Completes the upgrade: returns what the connection's reader needs, or `None` when the
@@ -321,16 +423,22 @@ async fn write_all(stream: &TcpStream, mut data: &[u8], timeout: Duration) -> io
 async fn websocket(
     worker: Rc<RefCell<Worker>>,
     stream: Rc<TcpStream>,
+    io: Transport,
     req: Request,
     what: Target,
     leftover: BytesMut,
 ) -> Option<Upgraded> {
     let wt = worker.borrow().shared.config.write_timeout;
+    let link = Link {
+        stream: &stream,
+        io: &io,
+    };
     let up = match handshake::validate_upgrade(&req) {
         Ok(up) => up,
         Err(e) => {
+            (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::BadRequest);
             let unread = req.content_length.saturating_sub(leftover.len());
-            Box::pin(refuse(&worker, &stream, &e.response(), unread, wt)).await;
+            Box::pin(refuse(&worker, link, &e.response(), unread, wt)).await;
             return None;
         }
     };
@@ -339,7 +447,7 @@ async fn websocket(
         && crate::dashboard::same_origin(up.origin.as_deref(), req.header("host"));
     let admitted = {
         let mut w = worker.borrow_mut();
-        admit(&mut w, &stream, &up, what, dashboard)
+        admit(&mut w, &stream, &io, &up, what, dashboard)
     };
     // Nothing of the request is needed any more: an idle connection must not keep its headers.
     drop(up);
@@ -350,6 +458,7 @@ async fn websocket(
             (key, max)
         }
         Err(refusal) => {
+            (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::of_refusal(refusal));
             out.extend_from_slice(
                 &ServerEvent::Error {
                     code: Some(refusal.code()),
@@ -358,13 +467,14 @@ async fn websocket(
                 .to_frame(),
             );
             out.extend_from_slice(&encode::close(refusal.code(), refusal.message()));
-            Box::pin(refuse(&worker, &stream, &out, 0, wt)).await;
+            Box::pin(refuse(&worker, link, &out, 0, wt)).await;
             return None;
         }
     };
-    let written = write_all(&stream, &out, wt).await;
+    let written = write_all(link, &out, wt).await;
     drop(out);
     if written.is_err() {
+        (worker.borrow_mut().stats).handshake_failed(HandshakeFailure::WriteFailed);
         worker.borrow_mut().remove(key);
         return None;
     }
@@ -379,6 +489,7 @@ async fn websocket(
 fn admit(
     w: &mut Worker,
     stream: &Rc<TcpStream>,
+    io: &Transport,
     up: &handshake::Upgrade,
     what: Target,
     own_page: bool,
@@ -392,7 +503,7 @@ fn admit(
     let app_key = match what {
         Target::Echo => {
             let sid = w.new_socket_id();
-            let key = w.insert(stream.clone(), None, sid);
+            let key = w.insert(stream.clone(), io.clone(), None, sid);
             return Ok((
                 key,
                 shared.config.limits.max_message_size,
@@ -424,7 +535,7 @@ fn admit(
         return Err(PusherCode::OverQuota);
     }
     let sid = w.new_socket_id();
-    let key = w.insert(stream.clone(), Some(app.idx), sid);
+    let key = w.insert(stream.clone(), io.clone(), Some(app.idx), sid);
     let hello = ServerEvent::ConnectionEstablished {
         socket_id: &sid,
         activity_timeout: app.cfg.activity_timeout,
@@ -447,15 +558,17 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 async fn read_frames(
     worker: Rc<RefCell<Worker>>,
     stream: Rc<TcpStream>,
+    io: Transport,
     (key, max_message, mut pending): Upgraded,
 ) {
-    read_until_closed(&worker, &stream, key, max_message, &mut pending).await;
+    read_until_closed(&worker, &stream, &io, key, max_message, &mut pending).await;
     worker.borrow_mut().remove(key);
 }
 
 async fn read_until_closed(
     worker: &Rc<RefCell<Worker>>,
     stream: &TcpStream,
+    io: &Transport,
     key: ConnKey,
     max_message: usize,
     pending: &mut BytesMut,
@@ -465,7 +578,7 @@ async fn read_until_closed(
         max_message_size: max_message,
         require_mask: true,
     });
-    let fd = stream.as_raw_fd();
+    let fd = io.fd;
     let mut closing = false;
     loop {
         // A peer worker that is behind on its inbox: take no more client frames until it has
@@ -498,11 +611,19 @@ async fn read_until_closed(
         }
         let mut w = worker.borrow_mut();
         let w = &mut *w;
-        match sys::recv(fd, &mut w.scratch) {
+        // A closing connection's bytes are thrown away, undecrypted.
+        let got = if closing {
+            sys::recv(fd, &mut w.scratch)
+        } else {
+            io.recv(&mut w.scratch, pending)
+        };
+        if io.wants_write() {
+            w.flush_tls(key);
+        }
+        match got {
             Ok(0) => return,
-            Ok(n) => {
+            Ok(_) => {
                 if !closing {
-                    pending.extend_from_slice(&w.scratch[..n]);
                     w.touch(key);
                 } else if w.get(key).is_none() {
                     return;

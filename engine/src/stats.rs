@@ -35,9 +35,17 @@
 //! | `failures` | attempts that failed (non-2xx, timeout, refused), retried or not |
 //! | `dropped` | events given up after 5 minutes of retries, or left at the shutdown deadline |
 //! | `overflowed` | events refused because their webhook's queue was full |
+//!
+//! Beside the per-app counters, each worker keeps what a metrics scrape asks for as well
+//! ([`ops`]: refused upgrades by reason, API requests by route, status and latency; [`wire`]:
+//! frames and bytes its sockets took), and answers a scrape with a [`scrape::MetricsReport`].
+
+pub mod ops;
+pub mod scrape;
+pub mod wire;
 
 use std::collections::VecDeque;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ids::{AppIdx, ShardId};
 use crate::state::msg::{Channel, Question, UserId};
@@ -145,6 +153,7 @@ pub struct CloseRecord {
 pub struct Stats {
     apps: Vec<AppCounters>,
     recent: VecDeque<CloseRecord>,
+    ops: ops::OpsCounters,
 }
 
 impl Stats {
@@ -153,6 +162,14 @@ impl Stats {
         Stats {
             apps: vec![AppCounters::default(); apps],
             recent: VecDeque::with_capacity(RECENT_CLOSES),
+            ops: ops::OpsCounters::default(),
+        }
+    }
+
+    /// Makes room for `apps` apps (a configuration reload added some).
+    pub fn grow(&mut self, apps: usize) {
+        if self.apps.len() < apps {
+            self.apps.resize(apps, AppCounters::default());
         }
     }
 
@@ -207,6 +224,22 @@ impl Stats {
     /// A fan-out handed one frame to `n` connections of `app`.
     pub fn delivered(&mut self, app: AppIdx, n: u64) {
         self.app(app).deliveries += n;
+    }
+
+    /// A WebSocket upgrade was refused.
+    pub fn handshake_failed(&mut self, why: ops::HandshakeFailure) {
+        self.ops.handshake_failed(why);
+    }
+
+    /// The HTTP API answered `method path` (below the prefix) with `response` after `took`.
+    pub fn api_request(&mut self, method: &str, path: &str, response: &[u8], took: Duration) {
+        let route = ops::ApiRoute::of(method, path);
+        self.ops.api_request(route, ops::status_of(response), took);
+    }
+
+    /// Refused upgrades and API requests so far.
+    pub fn ops(&self) -> &ops::OpsCounters {
+        &self.ops
     }
 
     /// The counters of `app`.

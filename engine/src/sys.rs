@@ -113,15 +113,169 @@ fn set_option<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
 
 /// Returns the allocator's free pages to the kernel.
 ///
-/// A burst of handshakes leaves kilobytes of freed request state between the small long-lived
-/// allocations of the connections it opened, and a slow consumer's dropped queue leaves its
-/// list of thousands of frame references; glibc keeps those pages resident until asked. Called
-/// from the sweep after either, it brings the resident size back to what the open connections
-/// use.
+/// A burst of handshakes leaves kilobytes of freed request state behind the connections it
+/// opened, and a slow consumer's dropped queue leaves its list of thousands of frame
+/// references. jemalloc (the `ringcast` binary's allocator) hands dirty pages back on its own
+/// only as further allocations advance its decay clock, so a worker that goes quiet after
+/// either would keep them resident. Called from the sweep after either, this purges every
+/// arena at once and brings the resident size back to what the open connections use.
 pub fn release_free_memory() {
-    // SAFETY: `malloc_trim` takes no pointers and is safe to call at any time from any thread.
+    // SAFETY: `arena.<MALLCTL_ARENAS_ALL>.purge` is a void control: jemalloc requires exactly
+    // null `oldp`, `oldlenp` and `newp` with `newlen` 0, which is what is passed, and the name
+    // is a NUL-terminated static string. It only releases pages no allocation uses.
+    let _ = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+}
+
+/// Spawns `cmd` as the successor of this process for a restart (`crate::restart`): with
+/// `ready` as its descriptor 3 (the one it reports readiness on), and no other descriptor of
+/// this process.
+///
+/// The engine's sockets are not all close-on-exec: io_uring's `accept` creates descriptors
+/// without the flag, and a successor that inherited a client's socket would keep it open
+/// after this process closed it, so the client would never see the end of its connection.
+/// So in the child, between `fork` and `exec`, every descriptor above 3 is marked
+/// close-on-exec (`close_range` with `CLOSE_RANGE_CLOEXEC`, or one `fcntl` each on kernels
+/// before 5.11). The child is also told `SIGTERM` if this thread ends (`PR_SET_PDEATHSIG`),
+/// so it never outlives the process that supervises it, and gets a process group of its own,
+/// so that a terminal's Ctrl-C reaches only the supervisor, which relays it once.
+pub fn spawn_successor(
+    cmd: &mut std::process::Command,
+    ready: RawFd,
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: the closure runs in the forked child before `exec`, where only
+    // async-signal-safe calls are allowed: `dup2`, `fcntl`, `prctl`, `syscall` and
+    // `getrlimit` are system calls that take no locks and allocate nothing; the closure
+    // captures only a descriptor number.
     unsafe {
-        libc::malloc_trim(0);
+        cmd.pre_exec(move || {
+            if ready == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(ready, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            let marked = libc::syscall(
+                libc::SYS_close_range,
+                4 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+            );
+            if marked < 0 {
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                    lim.rlim_cur.min(1 << 20) as libc::c_int
+                } else {
+                    1 << 16
+                };
+                for fd in 4..max {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// The descriptor a parent handed this process as its descriptor `fd`, as a Unix stream,
+/// if it is one.
+pub fn inherited_stream(fd: RawFd) -> Option<std::os::unix::net::UnixStream> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fcntl(F_GETFD)` takes no pointers and only reports whether `fd` is open.
+    let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+    if !open {
+        return None;
+    }
+    // SAFETY: `fd` is open and was handed to this process for this use alone (the restart
+    // protocol's descriptor 3); nothing else in the process owns it, so the stream may own
+    // and close it.
+    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    let is_unix_stream = stream.local_addr().is_ok();
+    if is_unix_stream {
+        Some(stream)
+    } else {
+        std::mem::forget(stream);
+        None
+    }
+}
+
+/// Closes every TCP socket this process still has open, for a process that served, handed
+/// over to a successor and goes on as its supervisor (`crate::restart`).
+///
+/// When a worker's runtime ends, the tasks still on it are not run again, and a kept-alive
+/// HTTP connection that was waiting for its next request (a publisher's) keeps its socket
+/// open in this process with nobody reading it: its next request would wait for ever instead
+/// of failing over to the new process. Closing these sockets sends the peer the end of the
+/// connection, and its client retries on a new one. Must be called only once every thread
+/// that served has ended, when nothing will use or close these descriptors again.
+pub fn close_inet_sockets() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut closed = 0;
+    for fd in fds {
+        let mut domain: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `domain` and `len` are live locals of the sizes passed; on a descriptor that
+        // is not a socket (or no longer open) the call only fails.
+        let ret = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_DOMAIN,
+                (&mut domain as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if ret == 0 && (domain == libc::AF_INET || domain == libc::AF_INET6) {
+            // SAFETY: the caller guarantees that no thread or object of this process uses or
+            // closes this descriptor any more (every thread that served has ended).
+            unsafe {
+                libc::close(fd);
+            }
+            closed += 1;
+        }
+    }
+    closed
+}
+
+/// Sends signal `sig` to process `pid`.
+pub fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `kill` takes no pointers; a wrong pid only yields an error.
+    if unsafe { libc::kill(pid, sig) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

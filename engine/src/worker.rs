@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,12 +38,13 @@ use crate::cluster::{Cluster, Command};
 use crate::config::Config;
 use crate::conn::{CloseClock, Conn, Offer, OutQueue};
 use crate::ids::{AppIdx, ConnKey, ShardId};
-use crate::mesh::{Mesh, MeshMsg};
+use crate::mesh::{self, Mesh, MeshMsg};
 use crate::owner::{OwnerRoute, route};
 use crate::state::msg::{Answer, NodeInfo, OwnerMsg, Question, ShardMsg};
 use crate::state::{Closing, Effect, Owner, Shard};
 use crate::stats::Stats;
 use crate::sys;
+use crate::transport::Transport;
 use crate::webhook::Webhooks;
 
 /// Seconds a closing connection gets to take what it still has to take, close frame included;
@@ -61,7 +62,9 @@ pub struct Shared {
     pub webhooks: Option<Arc<Webhooks>>,
     /// Workers whose connections have not all drained yet, on shutdown: a worker's owner
     /// takes the leaves of every worker's connections until this is 0.
-    pub draining: std::sync::atomic::AtomicUsize,
+    pub draining: Arc<std::sync::atomic::AtomicUsize>,
+    /// TLS on the server's port, when a certificate is configured (`crate::tls`).
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// One worker's state.
@@ -93,7 +96,17 @@ pub struct Worker {
     loopback: VecDeque<MeshMsg>,
     /// Handshakes and abandoned queues since the sweep last handed freed memory back.
     churn_since_trim: u32,
+    /// Bytes this worker still has to write for the publishes its HTTP API accepted and queued
+    /// in its own inbox: each counts its frame once per local recipient. The API waits while it
+    /// is over [`FANOUT_BACKLOG`].
+    pub backlog: usize,
 }
+
+/// The fan-out backlog (bytes still to write) past which a worker's HTTP API waits before
+/// accepting a publish, and answers 503 after `crate::api::MESH_WAIT`: about a tenth of a
+/// second of writing on one core, so a publisher faster than its subscribers is held to their
+/// pace instead of queueing seconds of deliveries ahead of them.
+pub const FANOUT_BACKLOG: usize = 1 << 20;
 
 /// Churn after which the sweep hands freed memory back to the kernel: a thousand handshakes,
 /// or one abandoned outbound queue (a slow consumer's can hold thousands of entries).
@@ -131,6 +144,7 @@ impl Worker {
                 doomed: Vec::new(),
                 loopback: VecDeque::new(),
                 churn_since_trim: 0,
+                backlog: 0,
             })
         })
     }
@@ -150,18 +164,18 @@ impl Worker {
     pub fn insert(
         &mut self,
         stream: Rc<TcpStream>,
+        io: Transport,
         app: Option<AppIdx>,
         socket_id: SocketId,
     ) -> ConnKey {
         self.churn_since_trim = self.churn_since_trim.saturating_add(1);
         let now = self.now();
-        let fd = stream.as_raw_fd();
         if let Some(app) = app {
             self.stats.opened(app);
         }
         let conn = Conn {
             stream,
-            fd,
+            io,
             out: OutQueue::default(),
             last_seen: now,
             pinged_at: None,
@@ -192,6 +206,17 @@ impl Worker {
         }
     }
 
+    /// Starts a writer for `key` when TLS records wait for room in its socket (an answer
+    /// rustls queued while reading, such as an alert or a key update).
+    pub fn flush_tls(&mut self, key: ConnKey) {
+        let me = self.me.clone();
+        if let Some(c) = self.shard.io_mut(key)
+            && c.io.wants_write()
+        {
+            ensure_writer(&me, key, c);
+        }
+    }
+
     // ---- inputs ---------------------------------------------------------------------------
 
     /// Sends `frame` to one connection.
@@ -205,6 +230,9 @@ impl Worker {
         if let Some((Some(app), _)) = self.shard.identity(key) {
             self.stats.received(app);
         }
+        if self.debug_messages() {
+            self.log_received(key, &text);
+        }
         self.shard.handle_text(key, text, Instant::now());
         self.run();
     }
@@ -213,6 +241,58 @@ impl Worker {
     pub fn on_mesh(&mut self, msg: MeshMsg) {
         self.handle_mesh(msg);
         self.run();
+    }
+
+    /// Acts on a batch taken from the inbox, in order, keeping the mesh told how many bytes
+    /// of fan-out the other workers' publishes in it still need ([`Mesh::set_work`]), so that
+    /// an API on another worker holds back while this one is behind.
+    pub fn on_batch(&mut self, batch: &mut Vec<MeshMsg>) {
+        let mut left: usize = batch.iter().map(|m| self.fanout_weight(m)).sum();
+        self.shared.mesh.set_work(self.id, left);
+        for msg in batch.drain(..) {
+            let weight = self.fanout_weight(&msg);
+            self.on_mesh(msg);
+            if weight > 0 {
+                left = left.saturating_sub(weight);
+                self.shared.mesh.set_work(self.id, left);
+            }
+        }
+        self.shared.mesh.set_work(self.id, 0);
+    }
+
+    /// The bytes a message from another worker makes this one write: a publish's frame once
+    /// per local subscriber.
+    fn fanout_weight(&self, msg: &MeshMsg) -> usize {
+        match msg {
+            MeshMsg::Shard(m) => self.publish_weight(m),
+            _ => 0,
+        }
+    }
+
+    fn publish_weight(&self, msg: &ShardMsg) -> usize {
+        match msg {
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                ..
+            } => {
+                let recipients = self.shard.local_subscribers(*app, channel.as_str()).max(1);
+                mesh::MESSAGE_COST + frame.len() * recipients
+            }
+            ShardMsg::ToUser { frame, .. } => mesh::MESSAGE_COST + frame.len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a worker is too far behind on its fan-outs for the API to accept another
+    /// publish: this one, with its own accepted publishes, or another, with the batch it is
+    /// working through.
+    pub fn behind(&self) -> bool {
+        self.backlog >= FANOUT_BACKLOG
+            || self
+                .others()
+                .any(|i| self.shared.mesh.work(i) >= FANOUT_BACKLOG)
     }
 
     /// Starts closing a connection: it leaves its channels at once, gets its close frame (after
@@ -263,7 +343,7 @@ impl Worker {
                             .mesh
                             .send_reserved(i, MeshMsg::Shard(msg.clone()));
                     }
-                    self.deliver_here(msg);
+                    self.defer_here(msg);
                 }
                 Effect::ToOwner(msg) => match self.owner_of(&msg) {
                     OwnerRoute::Cluster => {}
@@ -327,6 +407,9 @@ impl Worker {
             Effect::Send { conn, frame } => {
                 self.stats
                     .sent(self.shard.identity(conn).and_then(|(app, _)| app));
+                if self.debug_messages() {
+                    self.log_sent(&[conn], &frame);
+                }
                 self.offer_to(conn, &frame)
             }
             Effect::Close { conn, how } => self.close_now(conn, how),
@@ -367,6 +450,21 @@ impl Worker {
         }
     }
 
+    /// This worker's part of a publish its HTTP API accepted: queued in its own inbox, behind
+    /// what other workers queued there before, and counted in the fan-out backlog, so that the
+    /// request is answered before the fan-out runs.
+    fn defer_here(&mut self, msg: ShardMsg) {
+        let weight = self.publish_weight(&msg);
+        if weight == 0 {
+            self.deliver_here(msg);
+            return;
+        }
+        self.backlog += weight;
+        self.shared
+            .mesh
+            .send(self.id, MeshMsg::Local { msg, weight });
+    }
+
     /// This worker's part of a message for every worker: publishes and frames for users are
     /// written at once (they change no rules state), anything else waits its turn.
     fn deliver_here(&mut self, msg: ShardMsg) {
@@ -379,6 +477,10 @@ impl Worker {
     fn handle_mesh(&mut self, msg: MeshMsg) {
         match msg {
             MeshMsg::Shard(m) => self.handle_shard(m),
+            MeshMsg::Local { msg, weight } => {
+                self.backlog -= weight;
+                self.handle_shard(msg);
+            }
             MeshMsg::Owner(m) => self.owner.handle(m, Instant::now()),
             MeshMsg::Ask(Question::Nodes { app }, reply) => {
                 // A lone node: this process only, with no lease.
@@ -399,15 +501,23 @@ impl Worker {
             MeshMsg::Stats(req, reply) => {
                 let _ = reply.send(self.stats_report(&req));
             }
+            MeshMsg::Metrics(reply) => {
+                let _ = reply.send(Box::new(self.metrics_report()));
+            }
+            MeshMsg::Reload(r) => self.reload(r.shared.clone(), &r.changes),
         }
     }
 
     fn handle_shard(&mut self, msg: ShardMsg) {
         let max = self.shared.config.limits.max_outbound_bytes;
-        let fanout = match &msg {
-            ShardMsg::Publish { app, .. } | ShardMsg::ToUser { app, .. } => Some(*app),
-            _ => None,
+        let (fanout, logged) = match &msg {
+            ShardMsg::Publish { app, frame, .. } | ShardMsg::ToUser { app, frame, .. } => {
+                (Some(*app), self.debug_messages().then(|| frame.clone()))
+            }
+            _ => (None, None),
         };
+        // `--debug` only: the recipients, to log after the fan-out.
+        let mut recipients = logged.as_ref().map(|_| Vec::new());
         let Worker {
             shard,
             doomed,
@@ -418,10 +528,16 @@ impl Worker {
         let mut delivered = 0;
         shard.handle_shard_msg(msg, |key, c, frame| {
             delivered += 1;
+            if let Some(r) = recipients.as_mut() {
+                r.push(key);
+            }
             offer(me, doomed, max, key, c, frame)
         });
         if let Some(app) = fanout {
             stats.delivered(app, delivered);
+        }
+        if let (Some(keys), Some(frame)) = (recipients, logged) {
+            self.log_sent(&keys, &frame);
         }
     }
 
@@ -466,6 +582,9 @@ impl Worker {
         if let Some((Some(app), _)) = self.shard.identity(key) {
             self.stats.closed(app, how.code);
         }
+        if self.debug_messages() {
+            self.log_closing(key, how.code, how.reason);
+        }
         self.shard.leave_all(key);
         let frames = how.frames();
         if how.drop_queue {
@@ -480,16 +599,16 @@ impl Worker {
         }
         let mut failed = false;
         for f in frames {
-            failed |= c.out.offer(c.fd, &f) == Offer::Failed;
+            failed |= c.out.offer(&c.io, &f) == Offer::Failed;
         }
         c.closing = Some(CloseClock {
             since: now,
             pending: c.pending_bytes(),
         });
         if failed {
-            sys::shutdown(c.fd, true, true);
-        } else if c.out.is_empty() {
-            sys::shutdown(c.fd, false, true);
+            sys::shutdown(c.io.fd, true, true);
+        } else if c.out.is_empty() && !c.io.wants_write() {
+            c.io.shutdown_write();
         } else {
             ensure_writer(&me, key, c);
         }
@@ -516,7 +635,7 @@ impl Worker {
                     let pending = c.pending_bytes();
                     if pending == 0 {
                         // Everything was delivered; only the peer's close reply is missing.
-                        sys::shutdown(c.fd, true, true);
+                        sys::shutdown(c.io.fd, true, true);
                     } else if pending < clock.pending {
                         // The peer still reads: another grace period for the rest.
                         c.closing = Some(CloseClock {
@@ -527,7 +646,7 @@ impl Worker {
                         // The peer took nothing for a whole grace period. A clean close would
                         // keep the unsent rest in kernel memory and retry it for a minute or
                         // more; a reset frees it now.
-                        sys::abort(c.fd);
+                        sys::abort(c.io.fd);
                     }
                 }
                 continue;
@@ -610,7 +729,7 @@ fn offer(
     if c.is_closing() {
         return;
     }
-    match c.out.offer(c.fd, frame) {
+    match c.out.offer(&c.io, frame) {
         Offer::Sent => {}
         Offer::Queued => {
             if c.out.bytes() > max {
@@ -620,7 +739,7 @@ fn offer(
             }
         }
         Offer::Failed => {
-            sys::shutdown(c.fd, true, true);
+            sys::shutdown(c.io.fd, true, true);
         }
     }
 }
@@ -644,21 +763,21 @@ async fn writer(worker: Rc<RefCell<Worker>>, key: ConnKey, stream: Rc<TcpStream>
         let Some(c) = w.shard.io_mut(key) else { return };
         if ready.is_err() {
             c.writer_active = false;
-            sys::shutdown(c.fd, true, true);
+            sys::shutdown(c.io.fd, true, true);
             return;
         }
-        match c.out.flush(c.fd) {
+        match c.out.flush(&c.io) {
             Ok(true) => {
                 c.writer_active = false;
                 if c.is_closing() {
-                    sys::shutdown(c.fd, false, true);
+                    c.io.shutdown_write();
                 }
                 return;
             }
             Ok(false) => {}
             Err(_) => {
                 c.writer_active = false;
-                sys::shutdown(c.fd, true, true);
+                sys::shutdown(c.io.fd, true, true);
                 return;
             }
         }

@@ -3,9 +3,10 @@
 //! own decoder, without any ringcast process: the lowest layer that can see the cluster-wide
 //! rules. Two node ids stand for two nodes.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod support;
 
 use bytes::Bytes;
 use ringcast::app::Apps;
@@ -17,49 +18,20 @@ use ringcast::state::msg::{Answer, Join, NodeInfo, OwnerMsg, Question, ShardMsg}
 use ringcast_protocol::Limits;
 use ringcast_protocol::pusher::channel::ChannelName;
 use ringcast_protocol::pusher::socket_id::SocketId;
-
-/// The `redis-server` process, stopped on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::redis_server::RedisServer;
 
 struct Redis {
     con: redis::Connection,
-    _server: Server,
+    _server: RedisServer,
 }
 
 fn redis() -> Redis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Server(
-        Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server)"),
-    );
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut con) = client.get_connection() {
-            Scripts::default().load(&mut con).unwrap();
-            return Redis {
-                con,
-                _server: server,
-            };
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    let server = RedisServer::start();
+    let mut con = server.connection().unwrap();
+    Scripts::default().load(&mut con).unwrap();
+    Redis {
+        con,
+        _server: server,
     }
 }
 

@@ -112,6 +112,11 @@ fn a_joiner_closed_during_its_own_join_leaves_no_ghost_member() {
     let (mut joiner, sid) = small_window_client(server.port);
     joiner.subscribe("fill");
     let client_port = joiner.stream.local_addr().unwrap().port();
+    // A subscriber that reads, after the joiner in the channel: once it has a request's ten
+    // events, that request's fan-out has been written to the joiner too (the API answers
+    // before the fan-out).
+    let (mut probe, _) = server.client();
+    probe.subscribe("fill");
     let mut http = Http::connect(server.port);
     let data = "d".repeat(10_000);
     let batch = json!({"batch": (0..10)
@@ -125,6 +130,9 @@ fn a_joiner_closed_during_its_own_join_leaves_no_ghost_member() {
         let (tx0, rx0) = kernel_queues(server.port, client_port);
         let r = http.signed("POST", &path, &[], &batch);
         assert_eq!(r.status, 200, "{}", r.body);
+        for _ in 0..10 {
+            assert_eq!(probe.recv_event()["event"], "fill");
+        }
         let (tx1, rx1) = kernel_queues(server.port, client_port);
         if (tx1 + rx1).saturating_sub(tx0 + rx0) < 50_000 {
             break;

@@ -11,7 +11,9 @@
 //! one process may hold only 20,000 descriptors. Flow control crosses the process boundary on
 //! the child's stdin: every millisecond this process writes its count of deliveries (8 bytes,
 //! little endian), and the sender keeps at most `window` frames per socket undelivered, the
-//! same rule the fan-out publishers follow.
+//! same rule the fan-out publishers follow. With `--rate` it sends that many broadcasts per
+//! second instead, as `fanout --rate` publishes, and its end-to-end latency is then the floor
+//! for ringcast's at the same rate.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -51,6 +53,7 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         .args(["--window", &args.window.to_string()])
         .args(["--threads", &threads.to_string()])
         .args(["--duration", &duration.to_string()])
+        .args(["--rate", &args.rate.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     if common.no_pin {
@@ -77,6 +80,8 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         addr,
         host_header: addr.to_string(),
         path: String::new(),
+        tls: false,
+        server_name: addr.ip().to_string(),
     };
     let target = Target {
         ws: endpoint.clone(),
@@ -85,6 +90,7 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
         key: String::new(),
         secret: String::new(),
         sources: Vec::new(),
+        tls: None,
     };
     let streams = threads * channels;
     let fleet = Arc::new(Fleet::new(
@@ -152,6 +158,14 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
     report.param("channels", channels as u64);
     report.param("payload_bytes", args.payload as u64);
     report.param("window", args.window);
+    report.param(
+        "rate",
+        if args.rate > 0.0 {
+            serde_json::json!(args.rate)
+        } else {
+            serde_json::json!("max")
+        },
+    );
     report.param("duration_s", duration);
     report.param("threads", threads as u64);
     report.metric("deliveries_per_sec", delivered as f64 / elapsed, "1/s");
@@ -175,16 +189,28 @@ pub fn run(args: &CeilingArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
-/// Runs `ceiling` in a child process with the same sockets and returns its deliveries per
-/// second (the child exits, releasing its sockets, before the caller opens its own).
+/// What `fanout --ceiling` takes from the ceiling run it makes first.
+#[derive(Clone, Copy, Debug)]
+pub struct CeilingFigures {
+    /// Deliveries per second of the raw sender.
+    pub deliveries_per_sec: f64,
+    /// Its end-to-end latency (encode to deliver), p50 and p99, in milliseconds.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Runs `ceiling` in a child process with the same sockets, at `rate` broadcasts per second
+/// (0: as fast as the window allows), and returns its figures (the child exits, releasing its
+/// sockets, before the caller opens its own).
 pub fn run_as_child(
     sockets: usize,
     channels: usize,
     payload: usize,
     window: u64,
+    rate: f64,
     duration: f64,
     common: &Common,
-) -> Result<f64, BenchError> {
+) -> Result<CeilingFigures, BenchError> {
     let json = std::env::temp_dir().join(format!(
         "ringcast-bench-ceiling-{}.json",
         std::process::id()
@@ -195,6 +221,7 @@ pub fn run_as_child(
         .args(["--channels", &channels.to_string()])
         .args(["--payload", &payload.to_string()])
         .args(["--window", &window.to_string()])
+        .args(["--rate", &rate.to_string()])
         .args(["--duration", &duration.to_string()])
         .args(["--threads", &common.thread_count().to_string()])
         .arg("--json")
@@ -211,11 +238,21 @@ pub fn run_as_child(
     let _ = std::fs::remove_file(&json);
     let report: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| BenchError::Setup(e.to_string()))?;
-    report["metrics"]
+    let deliveries_per_sec = report["metrics"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["name"] == "deliveries_per_sec"))
         .and_then(|m| m["value"].as_f64())
-        .ok_or_else(|| BenchError::Setup("ceiling report without deliveries_per_sec".into()))
+        .ok_or_else(|| BenchError::Setup("ceiling report without deliveries_per_sec".into()))?;
+    let latency = report["latency"]
+        .as_array()
+        .and_then(|l| l.first())
+        .ok_or_else(|| BenchError::Setup("ceiling report without latency".into()))?;
+    let ms = |q: &str| latency[q].as_f64().unwrap_or(0.0);
+    Ok(CeilingFigures {
+        deliveries_per_sec,
+        p50_ms: ms("p50_ms"),
+        p99_ms: ms("p99_ms"),
+    })
 }
 
 /// The sender's last line: what it wrote.
@@ -288,6 +325,10 @@ pub fn sender(args: &CeilingSenderArgs) -> Result<(), BenchError> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let start = Instant::now();
     let duration = Duration::from_secs_f64(args.duration);
+    // At a fixed rate, round k (one broadcast per channel) starts at k intervals after the
+    // start on every thread, so the threads' shares of a broadcast leave together.
+    let round_interval =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(channels as f64 / args.rate));
     let handles: Vec<_> = groups
         .into_iter()
         .enumerate()
@@ -304,7 +345,16 @@ pub fn sender(args: &CeilingSenderArgs) -> Result<(), BenchError> {
                 let mut seqs = vec![0u64; mine.len()];
                 let mut broadcasts = 0u64;
                 let mut data = Vec::with_capacity(payload_size + 64);
+                let mut round = 0u32;
                 'run: while start.elapsed() < duration {
+                    if let Some(interval) = round_interval {
+                        let at = start + interval * round;
+                        if at >= start + duration {
+                            break 'run;
+                        }
+                        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                    }
+                    round += 1;
                     for (c, socks) in mine.iter_mut().enumerate() {
                         if socks.is_empty() {
                             continue;

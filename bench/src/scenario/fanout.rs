@@ -36,6 +36,7 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
             channels,
             args.payload,
             args.window,
+            args.rate,
             duration,
             common,
         )?)
@@ -109,9 +110,11 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
     );
     report.metric("subscribers_per_channel", per_channel as f64, "");
     report.metric("elapsed", elapsed, "s");
-    if let Some(ceiling_rate) = ceiling {
-        report.metric("ceiling_deliveries_per_sec", ceiling_rate, "1/s");
-        report.metric("fraction_of_ceiling", rate / ceiling_rate, "");
+    if let Some(c) = ceiling {
+        report.metric("ceiling_deliveries_per_sec", c.deliveries_per_sec, "1/s");
+        report.metric("fraction_of_ceiling", rate / c.deliveries_per_sec, "");
+        report.metric("ceiling_end_to_end_p50", c.p50_ms, "ms");
+        report.metric("ceiling_end_to_end_p99", c.p99_ms, "ms");
     }
     report_deliveries(
         &mut report,
@@ -119,6 +122,14 @@ pub fn run(args: &FanoutArgs) -> Result<Report, BenchError> {
         &fleet.published,
         "end-to-end (publish -> deliver)",
     );
+    if let Some(c) = ceiling
+        && let Some(e2e) = report.latency.first()
+        && c.p99_ms > 0.0
+    {
+        // At a fixed rate, the raw sender's latency is the floor for ringcast's.
+        let over = e2e.p99_ms / c.p99_ms;
+        report.metric("end_to_end_p99_over_ceiling", over, "");
+    }
     report.check(
         "deliveries",
         delivered > 0,

@@ -53,6 +53,10 @@ pub fn target(common: &Common, sockets: usize) -> Result<Target, BenchError> {
     let ws = Endpoint::parse(&common.ws_url, "ws", 80)?;
     let api = Endpoint::parse(&common.api_url, "http", 80)?;
     let sources = source_addresses(&ws, sockets, common.source_addrs)?;
+    let tls = match &common.ca_file {
+        Some(f) => Some(crate::stream::TlsClient::new(f)?),
+        None => None,
+    };
     Ok(Target {
         ws,
         api,
@@ -60,6 +64,7 @@ pub fn target(common: &Common, sockets: usize) -> Result<Target, BenchError> {
         key: common.key.clone(),
         secret: common.secret.clone(),
         sources,
+        tls,
     })
 }
 

@@ -12,22 +12,27 @@
 //! While any worker's mesh inbox is over its bound the thread stops reading; the stream holds
 //! the excess in Redis (capped by `MAXLEN ~ 100000`), not this process. Entries already read are
 //! trimmed from the stream about once a second.
+//!
+//! The thread runs until the link stops (`Cluster::stop`), which it sees within one blocking
+//! read: a process that goes on after it served (the supervisor of a restart) keeps no Redis
+//! connection open.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ringcast_protocol::Limits;
 
-use super::link::to_all;
+use super::health::{Connection, Health};
+use super::link::{AppTable, to_all};
 use super::wire::{Decoder, Delivery, Fields};
-use crate::app::Apps;
 use crate::ids::ShardId;
 use crate::mesh::{Mesh, MeshMsg};
 
 /// Most entries read per `XREAD`.
 const COUNT: usize = 1000;
-/// How long one `XREAD` blocks when the stream has nothing new, in milliseconds.
-const BLOCK_MS: u64 = 1000;
+/// How long one `XREAD` blocks when the stream has nothing new.
+pub const BLOCK: Duration = Duration::from_millis(1000);
 /// How often read entries are trimmed from the stream.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
@@ -36,10 +41,21 @@ pub fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> 
     super::link::connect(client)
 }
 
+/// What the inbox thread shares with the link.
+pub struct Shared {
+    /// The app table, replaced by a reload.
+    pub table: Arc<AppTable>,
+    /// Where the thread records its connection's state.
+    pub health: Arc<Health>,
+    /// Set when the link stops.
+    pub stop: Arc<AtomicBool>,
+}
+
 /// The inbox thread's state.
 pub struct InboxLoop {
     client: redis::Client,
     con: Option<redis::Connection>,
+    shared: Shared,
     key: String,
     /// The id of the last entry read (`0` before the first).
     last: String,
@@ -58,7 +74,7 @@ impl InboxLoop {
         client: redis::Client,
         con: redis::Connection,
         key: String,
-        apps: Arc<Apps>,
+        shared: Shared,
         mesh: Mesh,
         limits: &Limits,
     ) -> InboxLoop {
@@ -68,9 +84,10 @@ impl InboxLoop {
             key,
             last: "0".into(),
             dec: Decoder {
-                apps,
+                apps: shared.table.current(),
                 limits: limits.clone(),
             },
+            shared,
             max_mesh: limits.max_mesh_bytes,
             mesh,
             trimmed_at: Instant::now(),
@@ -78,17 +95,28 @@ impl InboxLoop {
         }
     }
 
-    /// Reads and delivers until the process exits.
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// Reads and delivers until the link stops.
     pub fn run(mut self) {
-        loop {
+        while !self.stopped() {
             while (0..self.mesh.len()).any(|i| self.mesh.queued(ShardId(i as u16)) > self.max_mesh)
             {
+                if self.stopped() {
+                    return;
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
             let entries = match self.read() {
-                Ok(e) => e,
+                Ok(e) => {
+                    self.shared.health.up(Connection::Inbox);
+                    e
+                }
                 Err(e) => {
                     self.con = None;
+                    self.shared.health.lost(Connection::Inbox);
                     if self
                         .logged_at
                         .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
@@ -100,6 +128,9 @@ impl InboxLoop {
                     continue;
                 }
             };
+            // After the read: an entry about an app that a reload added was written after
+            // the reload set the table (or it is another node's, as racy as its reload).
+            self.dec.apps = self.shared.table.current();
             for (id, fields) in entries {
                 for d in self.dec.decode(&Fields(&fields)) {
                     match d {
@@ -140,7 +171,7 @@ impl InboxLoop {
             .arg("COUNT")
             .arg(COUNT)
             .arg("BLOCK")
-            .arg(BLOCK_MS)
+            .arg(BLOCK.as_millis() as u64)
             .arg("STREAMS")
             .arg(&self.key)
             .arg(&self.last)

@@ -15,9 +15,15 @@
 //! the connection counts. A reply that matters to a worker comes back through the node's
 //! inbox stream, never from this thread (see `super::inbox`), except the answers to the
 //! API's questions, which are sent straight to the waiting request.
+//!
+//! Both threads read the app table through one [`AppTable`], which a configuration reload
+//! replaces ([`Cluster::set_apps`]) before it hands the new table to the workers: a command
+//! about an app the reload added is queued after that, so the command thread, which takes the
+//! table anew for every batch, always knows the app it names. Both threads record the state of
+//! their connection and the round trips in [`Health`], which `/metrics` shows.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +31,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ringcast_protocol::Limits;
 
 use super::ClusterError;
+use super::health::{Connection, Health, HealthReport};
 use super::wire::{Command, Encoder, HookStep, Pending, Then, answer};
 use crate::app::Apps;
 use crate::ids::{AppIdx, ShardId};
@@ -47,6 +54,33 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// The app table the cluster threads read; a reload replaces it.
+#[derive(Debug)]
+pub struct AppTable(RwLock<Arc<Apps>>);
+
+impl AppTable {
+    /// A table holding `apps`.
+    pub fn new(apps: Arc<Apps>) -> AppTable {
+        AppTable(RwLock::new(apps))
+    }
+
+    /// The current table.
+    pub fn current(&self) -> Arc<Apps> {
+        match self.0.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the table.
+    pub fn set(&self, apps: Arc<Apps>) {
+        match self.0.write() {
+            Ok(mut a) => *a = apps,
+            Err(poisoned) => *poisoned.into_inner() = apps,
+        }
+    }
+}
+
 /// The link's shared half: what workers and the API call.
 pub struct Cluster {
     node: String,
@@ -55,7 +89,11 @@ pub struct Cluster {
     tx: Sender<Command>,
     queued: Arc<AtomicUsize>,
     max_bytes: usize,
+    table: Arc<AppTable>,
+    health: Arc<Health>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    inbox_stop: Arc<AtomicBool>,
+    inbox_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -105,11 +143,14 @@ impl Cluster {
             max_members: limits.max_presence_members,
         };
         enc.scripts.load(&mut con).map_err(unreachable)?;
+        let table = Arc::new(AppTable::new(apps));
+        let health = Arc::new(Health::default());
         let mut cmd_loop = CommandLoop {
             client: client.clone(),
             con: Some(con),
             enc,
-            apps: apps.clone(),
+            table: table.clone(),
+            health: health.clone(),
             mesh: mesh.clone(),
             limits: limits.clone(),
             lost_since: None,
@@ -120,16 +161,23 @@ impl Cluster {
         };
         // The first heartbeat registers the node before it serves anyone.
         cmd_loop.heartbeat().map_err(unreachable)?;
+        health.up(Connection::Commands);
         let inbox_con = super::inbox::connect(&client).map_err(unreachable)?;
+        health.up(Connection::Inbox);
+        let inbox_stop = Arc::new(AtomicBool::new(false));
         let inbox = super::inbox::InboxLoop::new(
             client,
             inbox_con,
             format!("{}:inbox:{node}", scaling.prefix),
-            apps,
+            super::inbox::Shared {
+                table: table.clone(),
+                health: health.clone(),
+                stop: inbox_stop.clone(),
+            },
             mesh,
             limits,
         );
-        std::thread::Builder::new()
+        let inbox_thread = std::thread::Builder::new()
             .name("ringcast-inbox".into())
             .spawn(move || inbox.run())
             .map_err(|e| ClusterError::Thread(e.to_string()))?;
@@ -147,8 +195,33 @@ impl Cluster {
             tx,
             queued,
             max_bytes: limits.max_mesh_bytes,
+            table,
+            health,
             thread: Mutex::new(Some(thread)),
+            inbox_stop,
+            inbox_thread: Mutex::new(Some(inbox_thread)),
         }))
+    }
+
+    /// Gives both cluster threads a reloaded app table. Call it before the workers get the
+    /// table, so that no command names an app the command thread does not know.
+    pub fn set_apps(&self, apps: Arc<Apps>) {
+        self.table.set(apps);
+    }
+
+    /// The state of the Redis connections and the round trips so far.
+    pub fn health(&self) -> HealthReport {
+        self.health.report()
+    }
+
+    /// Bytes waiting in the queue to the command thread.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The queue's bound (`max_mesh_bytes`).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// This node's id in the cluster.
@@ -204,16 +277,36 @@ impl Cluster {
     }
 
     /// Runs what is queued, leaves the cluster (lease, counts and inbox removed) and stops the
-    /// command thread, waiting at most `wait`.
-    pub fn stop(&self, wait: Duration) {
+    /// command and inbox threads, waiting at most `wait` (plus the inbox thread's one blocking
+    /// read). Says whether both threads have ended: their Redis connections are then closed.
+    pub fn stop(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         self.push(Command::Stop(ack_tx));
-        if ack_rx.recv_timeout(wait).is_ok()
-            && let Ok(mut t) = self.thread.lock()
-            && let Some(t) = t.take()
-        {
-            let _ = t.join();
-        }
+        self.inbox_stop.store(true, Ordering::Release);
+        let commands = ack_rx.recv_timeout(wait).is_ok()
+            && self
+                .thread
+                .lock()
+                .ok()
+                .and_then(|mut t| t.take())
+                .is_some_and(|t| t.join().is_ok());
+        let inbox_deadline = deadline.max(Instant::now()) + super::inbox::BLOCK;
+        let inbox = self
+            .inbox_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take())
+            .is_some_and(|t| {
+                while !t.is_finished() {
+                    if Instant::now() > inbox_deadline {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                t.join().is_ok()
+            });
+        commands && inbox
     }
 }
 
@@ -222,7 +315,8 @@ struct CommandLoop {
     client: redis::Client,
     con: Option<redis::Connection>,
     enc: Encoder,
-    apps: Arc<Apps>,
+    table: Arc<AppTable>,
+    health: Arc<Health>,
     mesh: Mesh,
     limits: Limits,
     lost_since: Option<Instant>,
@@ -258,6 +352,9 @@ impl CommandLoop {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            // After the receive: a command about an app that a reload added was queued after
+            // the reload set the table.
+            self.enc.apps = self.table.current();
             let mut cost = 0;
             let mut stop = None;
             let mut calls = Vec::with_capacity(batch.len());
@@ -306,6 +403,7 @@ impl CommandLoop {
                             down_for_secs = since.elapsed().as_secs(),
                             "reconnected to Redis"
                         );
+                        self.health.up(Connection::Commands);
                         self.con = Some(c);
                         self.lost_since = None;
                         self.tried_at = None;
@@ -329,6 +427,7 @@ impl CommandLoop {
 
     fn lost(&mut self, e: &redis::RedisError) {
         if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            self.health.lost(Connection::Commands);
             if self.con.take().is_some() {
                 tracing::warn!(error = %e, "lost the connection to Redis");
             }
@@ -349,8 +448,12 @@ impl CommandLoop {
         let Some(con) = self.connection() else {
             return self.fail(thens);
         };
+        let sent = Instant::now();
         let replies: Vec<redis::RedisResult<redis::Value>> = match pipe.query(con) {
-            Ok(r) => r,
+            Ok(r) => {
+                self.health.round_trip(sent.elapsed());
+                r
+            }
             Err(e) => {
                 self.lost(&e);
                 return self.fail(thens);
@@ -441,6 +544,7 @@ impl CommandLoop {
     /// Calls that did not run: a join is refused on its worker (its subscriber may try again),
     /// a question is dropped (the API answers 503), the rest is lost.
     fn fail(&mut self, thens: Vec<Then>) {
+        self.health.failed(thens.len());
         for then in thens {
             if let Then::Join(worker, refusal, _) = then {
                 self.mesh
@@ -455,10 +559,13 @@ impl CommandLoop {
         let Some(con) = self.connection() else {
             return Ok(());
         };
+        let sent = Instant::now();
         let others: Vec<u64> = cmd.query(con)?;
+        self.health.heartbeat(sent.elapsed());
+        let apps = &self.enc.apps;
         for (i, n) in others.into_iter().enumerate() {
-            if i < self.apps.len() {
-                self.apps.get(AppIdx(i as u32)).set_others(n);
+            if i < apps.len() {
+                apps.get(AppIdx(i as u32)).set_others(n);
             }
         }
         Ok(())

@@ -110,6 +110,7 @@
 //! vanishes within 3 s of a departure it decided leaves that webhook pending in Redis: it is
 //! sent, with its arrival, by the next join of that channel or user, and not before.
 
+pub mod health;
 pub mod inbox;
 pub mod link;
 pub mod scripts;

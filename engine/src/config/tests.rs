@@ -439,3 +439,142 @@ fn the_environment_gives_the_first_app_one_webhook() {
     assert!(e.to_string().contains("(RINGCAST_WEBHOOK_EVENTS)"), "{e}");
     assert!(e.to_string().contains("\"bogus\""), "{e}");
 }
+
+#[test]
+fn metrics_are_off_unless_an_address_is_given_and_never_share_the_public_port() {
+    let dir = tmpdir("metrics");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let metrics = |c: Config| c.operations.metrics_addr.map(|a| a.to_string());
+    assert_eq!(metrics(load(&Overrides::default(), &[]).unwrap()), None);
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, "metrics_addr = \"127.0.0.1:9601\"\n").unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        metrics(load(&from_file, &[]).unwrap()).as_deref(),
+        Some("127.0.0.1:9601")
+    );
+    let env_wins = load(&from_file, &[("RINGCAST_METRICS_ADDR", "[::1]:9700")]).unwrap();
+    assert_eq!(metrics(env_wins).as_deref(), Some("[::1]:9700"));
+    let emptied = load(&from_file, &[("RINGCAST_METRICS_ADDR", "")]).unwrap();
+    assert_eq!(metrics(emptied), None, "an empty value turns metrics off");
+    let flag = Overrides {
+        operations: FlagOperations {
+            metrics_addr: Some("127.0.0.1:9800".into()),
+            ..FlagOperations::default()
+        },
+        ..from_file.clone()
+    };
+    let flag_wins = load(&flag, &[("RINGCAST_METRICS_ADDR", "127.0.0.1:9700")]).unwrap();
+    assert_eq!(metrics(flag_wins).as_deref(), Some("127.0.0.1:9800"));
+    let e = load(&Overrides::default(), &[("RINGCAST_METRICS_ADDR", "9601")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "RINGCAST_METRICS_ADDR must be an IP address and port such as 127.0.0.1:9601, got \"9601\""
+    );
+    std::fs::write(&file, "port = 9000\nmetrics_addr = \"0.0.0.0:9000\"\n").unwrap();
+    let e = load(&from_file, &[]).unwrap_err().to_string();
+    assert!(e.starts_with("metrics_addr must be another port"), "{e}");
+    assert!(!e.contains('\n'));
+}
+
+#[test]
+fn log_format_and_debug_follow_the_layers() {
+    let dir = tmpdir("logs");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let d = load(&Overrides::default(), &[]).unwrap().operations;
+    assert_eq!((d.log_format, d.debug), (LogFormat::Text, false));
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, "log_format = \"json\"\ndebug = true\n").unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    let f = load(&from_file, &[]).unwrap().operations;
+    assert_eq!((f.log_format, f.debug), (LogFormat::Json, true));
+    let e = load(
+        &from_file,
+        &[("RINGCAST_LOG_FORMAT", "TEXT"), ("RINGCAST_DEBUG", "0")],
+    )
+    .unwrap()
+    .operations;
+    assert_eq!((e.log_format, e.debug), (LogFormat::Text, false));
+    let flag = Overrides {
+        operations: FlagOperations {
+            debug: true,
+            ..FlagOperations::default()
+        },
+        ..Overrides::default()
+    };
+    assert!(
+        load(&flag, &[("RINGCAST_DEBUG", "false")])
+            .unwrap()
+            .operations
+            .debug
+    );
+    let e = load(&Overrides::default(), &[("RINGCAST_LOG_FORMAT", "xml")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "RINGCAST_LOG_FORMAT must be text or json, got \"xml\""
+    );
+}
+
+#[test]
+fn tls_files_follow_the_layers_and_need_each_other() {
+    let dir = tmpdir("tls");
+    let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));
+    let files = |c: Config| {
+        c.operations
+            .tls()
+            .map(|t| (t.cert.display().to_string(), t.key.display().to_string()))
+    };
+    assert_eq!(files(load(&Overrides::default(), &[]).unwrap()), None);
+    let file = dir.join("ringcast.toml");
+    std::fs::write(
+        &file,
+        "tls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n",
+    )
+    .unwrap();
+    let from_file = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    let pair = |c: &str, k: &str| Some((c.to_string(), k.to_string()));
+    assert_eq!(
+        files(load(&from_file, &[]).unwrap()),
+        pair("/etc/c.pem", "/etc/k.pem")
+    );
+    let env_wins = load(&from_file, &[("RINGCAST_TLS_CERT", "/env/c.pem")]).unwrap();
+    assert_eq!(files(env_wins), pair("/env/c.pem", "/etc/k.pem"));
+    let flag = Overrides {
+        operations: FlagOperations {
+            tls_key: Some("/flag/k.pem".into()),
+            ..FlagOperations::default()
+        },
+        ..from_file.clone()
+    };
+    let flag_wins = load(&flag, &[("RINGCAST_TLS_KEY", "/env/k.pem")]).unwrap();
+    assert_eq!(files(flag_wins), pair("/etc/c.pem", "/flag/k.pem"));
+    let e = load(
+        &Overrides::default(),
+        &[("RINGCAST_TLS_CERT", "/env/c.pem")],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("TLS needs a certificate and its key, but the key is not set"),
+        "{e}"
+    );
+    let e = load(&from_file, &[("RINGCAST_TLS_CERT", "")]).unwrap_err();
+    assert!(e.to_string().contains("the certificate is not set"), "{e}");
+    // A reload may read the certificate from new paths; turning TLS off needs a restart.
+    let on = load(&from_file, &[]).unwrap().operations;
+    let moved = load(&from_file, &[("RINGCAST_TLS_CERT", "/new/c.pem")])
+        .unwrap()
+        .operations;
+    let off = load(&Overrides::default(), &[]).unwrap().operations;
+    assert!(!on.needs_restart_for(&moved));
+    assert!(on.needs_restart_for(&off));
+}

@@ -208,6 +208,17 @@ impl Owner {
         self.effects.pop_front()
     }
 
+    /// Takes the app table of a configuration reload (the same indices, new apps after them);
+    /// the facts held stay.
+    pub fn set_apps(&mut self, apps: Arc<Apps>) {
+        let n = apps.len();
+        if self.channels.len() < n {
+            self.channels.resize_with(n, HashMap::new);
+            self.users.resize_with(n, UserFacts::default);
+        }
+        self.apps = apps;
+    }
+
     /// Acts on a message addressed to this owner.
     pub fn handle(&mut self, msg: OwnerMsg, now: Instant) {
         match msg {
@@ -627,6 +638,21 @@ impl Owner {
                 frame: frame.clone(),
             }));
         }
+    }
+
+    /// The channels of `app` this owner holds that have subscribers, each with its
+    /// subscription count and its number of presence members: what a metrics scrape counts.
+    pub fn occupied(&self, app: AppIdx) -> impl Iterator<Item = (&Channel, u64, usize)> + '_ {
+        self.channels[app.0 as usize]
+            .iter()
+            .filter(|(_, f)| f.subscriptions > 0)
+            .map(|(name, f)| (name, f.subscriptions, f.members.len()))
+    }
+
+    /// Users of `app` signed in on any worker, as this owner counts them (only the app's user
+    /// owner counts any).
+    pub fn users_online(&self, app: AppIdx) -> usize {
+        self.users[app.0 as usize].online.len()
     }
 
     /// Presence members of a channel with the number of connections each has in it: what the

@@ -41,6 +41,13 @@ impl Registry {
         }
     }
 
+    /// Makes room for `apps` apps (a reload added some; indices never shrink).
+    pub fn grow(&mut self, apps: usize) {
+        if self.index.len() < apps {
+            self.index.resize_with(apps, HashMap::new);
+        }
+    }
+
     /// The channel `name` of `app`, if anyone on this worker is subscribed.
     pub fn find(&self, app: AppIdx, name: &str) -> Option<ChanIdx> {
         self.index[app.0 as usize].get(name).copied()

@@ -150,6 +150,15 @@ impl<T> Shard<T> {
         self.confirm_all = true;
     }
 
+    /// Takes the app table of a configuration reload (`crate::app::Apps::reload`: the same
+    /// indices, and new apps after them). Subscriptions and sign-ins stay; the new settings
+    /// apply to the messages that follow. The shell closes the connections of removed and
+    /// disabled apps.
+    pub fn set_apps(&mut self, apps: Arc<Apps>) {
+        self.registry.grow(apps.len());
+        self.apps = apps;
+    }
+
     /// This shard's id.
     pub fn id(&self) -> ShardId {
         self.id

@@ -59,7 +59,7 @@ describe('webhooks of every event type, validated by both Pusher SDKs', async ()
     await receiver.until((e) => e.some((x) => x.name === 'channel_vacated' && x.channel === 'room-1'), 'channel_vacated', 8000);
     const vacated = receiver.named('channel_vacated', 'room-1')[0];
     assert.ok(vacated.at - left >= 2900, `vacated after ${vacated.at - left} ms, not before 3 s`);
-    assert.ok(vacated.at - left < 5500, `vacated after ${vacated.at - left} ms`);
+    assert.ok(vacated.at - left < 7000, `vacated after ${vacated.at - left} ms (the owner ticks once a second)`);
     assert.deepEqual(names(receiver.events.filter((e) => e.channel === 'room-1')), [
       'channel_occupied room-1',
       'channel_vacated room-1',

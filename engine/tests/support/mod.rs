@@ -3,6 +3,8 @@
 //! client over plain sockets.
 #![allow(dead_code)]
 
+pub mod prometheus;
+pub mod redis_server;
 mod server;
 
 use std::io::{Read, Write};
@@ -10,7 +12,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use server::Server;
+// Not every test binary that includes this module starts servers on ports of its own.
+#[allow(unused_imports)]
+pub use server::{Server, free_port};
 
 use ringcast_protocol::api::signature::sign_query;
 use ringcast_protocol::ws::decoder::{Decoder, DecoderConfig, InPlace, MessageRef};
@@ -27,8 +31,24 @@ impl Server {
         Self::start_with(args, env, true)
     }
 
+    /// Starts the server with the test app, keeping its stderr lines in `stderr`.
+    pub fn start_capturing(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_full(args, env, true, true)
+    }
+
     /// Starts the server; `with_app` false leaves the app unconfigured.
     pub fn start_with(args: &[&str], env: &[(&str, &str)], with_app: bool) -> Server {
+        Self::start_full(args, env, with_app, false)
+    }
+
+    /// Starts the server (with the test app in its environment or not), keeping its stderr
+    /// lines in `stderr` when `capture_stderr`.
+    pub fn start_full(
+        args: &[&str],
+        env: &[(&str, &str)],
+        with_app: bool,
+        capture_stderr: bool,
+    ) -> Server {
         let app = [
             ("REVERB_APP_ID", APP_ID),
             ("REVERB_APP_KEY", APP_KEY),
@@ -36,7 +56,18 @@ impl Server {
         ];
         let app: &[_] = if with_app { &app } else { &[] };
         let bin = Path::new(env!("CARGO_BIN_EXE_ringcast"));
-        Server::spawn(bin, args, &[app, env].concat())
+        Server::spawn_with(bin, args, &[app, env].concat(), capture_stderr)
+    }
+
+    /// Resident memory of the server process in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
     }
 
     pub fn ws(&self, path: &str) -> Ws {
@@ -124,6 +155,15 @@ impl Ws {
         let head = ws.read_head();
         let status = head[9..12].parse().unwrap();
         (ws, status, head)
+    }
+
+    /// Sends the upgrade request for `path` on a connected stream and reads the 101.
+    pub fn from_upgrade(mut stream: TcpStream, port: u16, path: &str) -> Ws {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).unwrap();
+        Ws::from_stream(stream)
     }
 
     /// A client on a stream whose upgrade request was already written.

@@ -26,10 +26,26 @@ pub struct Server {
     pub child: Child,
     /// The lines the server printed after its listening line.
     pub stdout: mpsc::Receiver<String>,
+    /// Its stderr lines, when started with `capture_stderr` (otherwise stderr is the test's).
+    pub stderr: Option<mpsc::Receiver<String>>,
+}
+
+/// The lines of `from`, sent on a channel by a thread of their own.
+fn lines(from: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -43,6 +59,16 @@ impl Server {
     /// `.env` file of the working tree is read), and waits for its `ringcast listening on`
     /// line. The server's stderr is the test's.
     pub fn spawn(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_with(bin, args, env, false)
+    }
+
+    /// [`Server::spawn`], keeping the server's stderr lines in `stderr` when `capture_stderr`.
+    pub fn spawn_with(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        capture_stderr: bool,
+    ) -> Server {
         let port = free_port();
         let mut cmd = Command::new(bin);
         cmd.arg("start")
@@ -52,20 +78,16 @@ impl Server {
             .env("RINGCAST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if capture_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stderr = child.stderr.take().map(lines);
+        let rx = lines(child.stdout.take().unwrap());
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -79,6 +101,7 @@ impl Server {
             port,
             child,
             stdout: rx,
+            stderr,
         }
     }
 
