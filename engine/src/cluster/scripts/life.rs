@@ -183,18 +183,24 @@ return 1
 /// node's heartbeat comes first), and reaps every registered node whose lease has expired:
 /// one script, so exactly one survivor reaps each dead node. Returns `{0}` when this node is
 /// not registered (it must register again, and nothing was done), else `{1, others, nodes,
-/// reaped}`: per app the connections of the other nodes whose lease is alive, the registered
-/// nodes, and the nodes this call reaped.
+/// reaped, hooks}`: per app the connections of the other nodes whose lease is alive, the
+/// registered nodes, the nodes this call reaped, and the webhooks the reaping decided, which
+/// this node sends as it would a leave's: groups of five, kind (`v` a pending
+/// `channel_vacated`, `r` a pending `member_removed`, `n` a `subscription_count`, `d` a
+/// throttled one), app id, channel, user id (or ''), and the pending departure's due time or
+/// the count (or ''). The departures wait their 3 s in `{P}:whv` / `{P}:whr` like a leave's,
+/// so a join on any node within them cancels them (a reaped user who reconnected elsewhere);
+/// whether the app wants each webhook is the reaping node's to check.
 pub const HEARTBEAT: &str = r#"
 if not registered() then return {0} end
 flush_counts()
 redis.call('SET', P .. ':node:' .. NODE, '1', 'PX', ARGV[3])
 redis.call('SADD', P .. ':nodes', NODE)
 local apps, sc = app_list(4)
-local reaped = {}
+local reaped, hooks = {}, {}
 for _, n in ipairs(redis.call('SMEMBERS', P .. ':nodes')) do
   if n ~= NODE and redis.call('EXISTS', P .. ':node:' .. n) == 0 then
-    reap(n, true, sc, apps, true)
+    reap(n, true, sc, apps, true, hooks)
     table.insert(reaped, n)
   end
 end
@@ -211,7 +217,7 @@ for i = 4, #ARGV, 3 do
   end
   table.insert(others, sum)
 end
-return {1, others, redis.call('SMEMBERS', P .. ':nodes'), reaped}
+return {1, others, redis.call('SMEMBERS', P .. ':nodes'), reaped, hooks}
 "#;
 
 /// GOODBYE: 3 on: the app triples. A node that stops cleanly reaps itself: its subscriptions
