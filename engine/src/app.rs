@@ -35,6 +35,9 @@ pub struct App {
     connections: Arc<AtomicU64>,
     /// The other nodes' open connections, as last refreshed (0 on a lone node).
     others: Arc<AtomicU64>,
+    /// The webhook event kinds any of the app's webhooks wants (`crate::webhook::EventKind`
+    /// bits): the state core decides no webhook nobody asked for.
+    hooks: u8,
     /// Removed by a reload: no key or id finds it any more.
     pub removed: bool,
 }
@@ -66,6 +69,17 @@ impl App {
     /// Open connections across the workers of this node.
     pub fn local_connections(&self) -> u64 {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// The webhook event kinds the app's webhooks want, as a mask of
+    /// [`EventKind::bit`](crate::webhook::EventKind::bit)s.
+    pub fn hooks(&self) -> u8 {
+        self.hooks
+    }
+
+    /// Whether one of the app's webhooks wants events of `kind`.
+    pub fn wants(&self, kind: crate::webhook::EventKind) -> bool {
+        self.hooks & kind.bit() != 0
     }
 
     /// Records the other nodes' open connections.
@@ -141,6 +155,7 @@ impl Apps {
             .map(|(i, cfg)| App {
                 idx: AppIdx(i as u32),
                 cfg: cfg.clone(),
+                hooks: cfg.webhooks.iter().fold(0, |m, w| m | w.mask()),
                 removed: false,
                 connections: Arc::new(AtomicU64::new(0)),
                 others: Arc::new(AtomicU64::new(0)),
@@ -186,12 +201,20 @@ impl Apps {
                         kind,
                     });
                 }
+                if cfg.is_some_and(|c| c.webhooks != old.cfg.webhooks) {
+                    tracing::warn!(
+                        app = %old.cfg.id,
+                        "webhook settings changed: they take effect at the next start (ringcast restart keeps the connections)"
+                    );
+                }
                 App {
                     idx: old.idx,
                     cfg: cfg.cloned().unwrap_or_else(|| old.cfg.clone()),
                     removed: cfg.is_none(),
                     connections: old.connections.clone(),
                     others: old.others.clone(),
+                    // The running senders were built at start; the mask says what they serve.
+                    hooks: old.hooks,
                 }
             })
             .collect();
@@ -205,12 +228,19 @@ impl Apps {
                 id: cfg.id.clone(),
                 kind: ChangeKind::Added,
             });
+            if !cfg.webhooks.is_empty() {
+                tracing::warn!(
+                    app = %cfg.id,
+                    "an app added by a reload gets its webhooks at the next start"
+                );
+            }
             apps.push(App {
                 idx,
                 cfg: cfg.clone(),
                 removed: false,
                 connections: Arc::new(AtomicU64::new(0)),
                 others: Arc::new(AtomicU64::new(0)),
+                hooks: 0,
             });
         }
         (Apps::index(apps), changes)

@@ -23,6 +23,8 @@ use rand::Rng;
 use ringcast_protocol::Limits;
 use serde::Deserialize;
 
+use crate::webhook::WebhookConfig;
+
 /// Who may send client events on an app (Reverb's `accept_client_events_from`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +81,8 @@ pub struct AppConfig {
     pub cache_ttl: u64,
     /// Whether signed-in users get watchlist events.
     pub watchlist_events: bool,
+    /// Where the app's webhooks go (`[[apps.webhooks]]`; see [`crate::webhook::config`]).
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -99,6 +103,7 @@ impl std::fmt::Debug for AppConfig {
             subscription_count,
             cache_ttl,
             watchlist_events,
+            webhooks,
         } = self;
         f.debug_struct("AppConfig")
             .field("id", id)
@@ -115,6 +120,7 @@ impl std::fmt::Debug for AppConfig {
             .field("subscription_count", subscription_count)
             .field("cache_ttl", cache_ttl)
             .field("watchlist_events", watchlist_events)
+            .field("webhooks", webhooks)
             .finish()
     }
 }
@@ -136,6 +142,7 @@ impl Default for AppConfig {
             subscription_count: false,
             cache_ttl: 1800,
             watchlist_events: true,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -226,6 +233,12 @@ pub enum ConfigError {
     BadValue {
         name: String,
         expected: &'static str,
+        value: String,
+    },
+    #[error("{name} must be {expected}, got {value:?}")]
+    BadWebhook {
+        name: String,
+        expected: String,
         value: String,
     },
     #[error("app {0:?} has no secret: set REVERB_APP_SECRET or `secret` in the config file")]
@@ -529,6 +542,15 @@ impl Config {
         if self.apps.is_empty() {
             self.apps.push(generated_app());
             self.generated = true;
+        }
+        // The environment's webhook is the first app's, replacing any of the file's.
+        if let Some(url) = vars.get("RINGCAST_WEBHOOK_URL") {
+            self.apps[0].webhooks = if url.trim().is_empty() {
+                Vec::new()
+            } else {
+                let events = vars.get("RINGCAST_WEBHOOK_EVENTS").map(String::as_str);
+                vec![WebhookConfig::from_env(url, events)]
+            };
         }
         for app in &self.apps {
             if app.id.is_empty() || app.key.is_empty() {

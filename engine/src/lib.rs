@@ -46,7 +46,11 @@
 //!    its id and lives with its lease: a survivor reaps a dead node in one script, and a node
 //!    that Redis forgot puts its share back from what its connections hold. Workers reach
 //!    Redis only through the cluster link's bounded queue and its threads, never directly
-//!    and never waiting for it.
+//!    and never waiting for it. Webhooks ([`webhook`]) are decided by the same steps that
+//!    decide these facts (in a cluster, the scripts, the reaper's included), and leave a
+//!    worker or a cluster thread only through a bounded queue per webhook (`try_send`,
+//!    overflow counted) to a sender thread of its own: nothing ever waits for an app's
+//!    receiver.
 //! 8. **Time and randomness enter the protocol crate as arguments**, so its tests are
 //!    deterministic.
 //!
@@ -89,4 +93,5 @@ pub mod stats;
 pub mod sys;
 pub mod tls;
 pub mod transport;
+pub mod webhook;
 pub mod worker;

@@ -10,6 +10,7 @@
 //! | a user's online status and who watches it | the app's user owner: `app % workers` ([`user_owner`]) |
 //! | connections per app | the app's atomic counter (`crate::app`) |
 //! | which local connections are subscribed, or signed in as a user | each worker's shard, for its own connections |
+//! | the webhooks of these facts (`crate::webhook`) | the owner of the fact; `client_event` the sender's shard |
 //!
 //! Shards reach an owner only with [`OwnerMsg`](crate::state::msg::OwnerMsg)s and hear back
 //! only through [`ShardMsg`](crate::state::msg::ShardMsg)s and publishes; [`route`] is the one

@@ -89,6 +89,8 @@ pub fn reload(shared: &Arc<Shared>) -> Option<Arc<Shared>> {
         apps: Arc::new(apps),
         mesh: shared.mesh.clone(),
         cluster: shared.cluster.clone(),
+        webhooks: shared.webhooks.clone(),
+        draining: shared.draining.clone(),
         tls: shared.tls.clone(),
     });
     // The cluster threads first: a worker that has the new table may at once send them a

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let workers = config.workers;
     let (mesh, inboxes) = Mesh::new(workers, config.limits.max_mesh_bytes);
     let apps = Arc::new(Apps::new(&config.apps));
+    let webhooks =
+        crate::webhook::Webhooks::start(&apps).context("starting the webhook senders")?;
     let host = config.host.clone();
     let mut port = config.port;
     // A certificate that does not load stops the start, before any listener or Redis.
@@ -49,6 +52,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             apps.clone(),
             mesh.clone(),
             &config.limits,
+            webhooks.clone(),
         )?),
         None => None,
     };
@@ -57,6 +61,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         apps,
         mesh: mesh.clone(),
         cluster: cluster.clone(),
+        webhooks: webhooks.clone(),
+        draining: Arc::new(std::sync::atomic::AtomicUsize::new(workers)),
         tls,
     });
     let metrics = match shared.config.operations.metrics_addr {
@@ -132,6 +138,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut signals = signals;
     let mut current = shared.clone();
     let step = crate::restart::wait(&mut current, &mut signals);
+    let stopping_since = Instant::now();
     if let Some(m) = metrics {
         m.stop();
     }
@@ -154,6 +161,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // What the drained connections left (their leaves) reaches Redis before the node leaves.
     if let Some(c) = &cluster {
         all_done &= c.stop(Duration::from_secs(2));
+    }
+    // The webhooks of the drain (its leaves, and the delayed ones the owners flushed) are sent
+    // until the shutdown timeout, counted from the signal; a second at least.
+    if let Some(w) = &webhooks {
+        let deadline = (stopping_since + shared.config.shutdown_timeout)
+            .max(Instant::now() + Duration::from_secs(1));
+        w.shutdown(deadline);
     }
     if let crate::restart::Step::HandOver(next) = step {
         crate::restart::supervise(&current, next, &mut signals, all_done);
@@ -315,4 +329,26 @@ async fn inbox_loop(
             monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
         worker.borrow_mut().on_batch(&mut batch);
     }
+    // The leaves of the other workers' last connections reach this worker's owner too: it
+    // keeps taking them until every worker has drained, and a moment for the last in flight.
+    let shared = worker.borrow().shared.clone();
+    shared.draining.fetch_sub(1, Ordering::AcqRel);
+    while shared.draining.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        let _ =
+            monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
+        let mut w = worker.borrow_mut();
+        for msg in batch.drain(..) {
+            w.on_mesh(msg);
+        }
+    }
+    let settle = Instant::now() + Duration::from_millis(50);
+    while Instant::now() < settle {
+        let _ =
+            monoio::time::timeout(Duration::from_millis(20), inbox.recv_batch(&mut batch)).await;
+        let mut w = worker.borrow_mut();
+        for msg in batch.drain(..) {
+            w.on_mesh(msg);
+        }
+    }
+    worker.borrow_mut().finish();
 }

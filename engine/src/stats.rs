@@ -23,6 +23,19 @@
 //! | `deliveries` | a channel publish or a user frame handed to a subscriber, in the fan-out |
 //! | `closes` | a connection starts closing, by close code; one that vanished without a close counts as 1006 |
 //!
+//! The webhook senders are threads of their own, not workers: their counters are atomics
+//! shared with the workers that queue events (`crate::webhook::Counters`), read all at once
+//! with [`webhook_report`]:
+//!
+//! | counter | counted where |
+//! |---|---|
+//! | `queued` | an event is put into a webhook's queue (once per webhook that wants it) |
+//! | `queue_depth` | events in every webhook's queue now (a gauge) |
+//! | `delivered`, `requests` | events and requests answered 2xx |
+//! | `failures` | attempts that failed (non-2xx, timeout, refused), retried or not |
+//! | `dropped` | events given up after 5 minutes of retries, or left at the shutdown deadline |
+//! | `overflowed` | events refused because their webhook's queue was full |
+//!
 //! Beside the per-app counters, each worker keeps what a metrics scrape asks for as well
 //! ([`ops`]: refused upgrades by reason, API requests by route, status and latency; [`wire`]:
 //! frames and bytes its sockets took), and answers a scrape with a [`scrape::MetricsReport`].
@@ -96,6 +109,33 @@ impl AppCounters {
         for &(code, n) in &other.closes {
             self.count_close(code, n);
         }
+    }
+}
+
+/// The webhook senders' counters at one instant (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebhookReport {
+    pub queued: u64,
+    pub queue_depth: u64,
+    pub delivered: u64,
+    pub requests: u64,
+    pub failures: u64,
+    pub dropped: u64,
+    pub overflowed: u64,
+}
+
+/// The counters of `hooks` now.
+pub fn webhook_report(hooks: &crate::webhook::Webhooks) -> WebhookReport {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = hooks.counters();
+    WebhookReport {
+        queued: c.queued.load(Relaxed),
+        queue_depth: hooks.queue_depth(),
+        delivered: c.delivered.load(Relaxed),
+        requests: c.requests.load(Relaxed),
+        failures: c.failures.load(Relaxed),
+        dropped: c.dropped.load(Relaxed),
+        overflowed: c.overflowed.load(Relaxed),
     }
 }
 

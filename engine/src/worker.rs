@@ -45,6 +45,7 @@ use crate::state::{Closing, Effect, Owner, Shard};
 use crate::stats::Stats;
 use crate::sys;
 use crate::transport::Transport;
+use crate::webhook::Webhooks;
 
 /// Seconds a closing connection gets to take what it still has to take, close frame included;
 /// another period follows while it keeps reading.
@@ -57,6 +58,11 @@ pub struct Shared {
     pub mesh: Mesh,
     /// The cluster link, when this node is one of several (`crate::cluster`).
     pub cluster: Option<Arc<Cluster>>,
+    /// The webhook senders, when an app has webhooks (`crate::webhook`).
+    pub webhooks: Option<Arc<Webhooks>>,
+    /// Workers whose connections have not all drained yet, on shutdown: a worker's owner
+    /// takes the leaves of every worker's connections until this is 0.
+    pub draining: Arc<std::sync::atomic::AtomicUsize>,
     /// TLS on the server's port, when a certificate is configured (`crate::tls`).
     pub tls: Option<Arc<crate::tls::Tls>>,
 }
@@ -433,6 +439,11 @@ impl Worker {
                 }
             },
             Effect::ToShard(to, msg) => self.post(to, MeshMsg::Shard(msg)),
+            Effect::Hook(app, hook) => {
+                if let Some(w) = &self.shared.webhooks {
+                    w.emit(app, hook);
+                }
+            }
             Effect::ToAll(msg) => {
                 if let Some(c) = &self.shared.cluster
                     && !c.forward(&msg)
@@ -707,6 +718,13 @@ impl Worker {
         for key in keys {
             self.close_now(key, Closing::pusher(PusherCode::Reconnect, false));
         }
+    }
+
+    /// The worker's last step before its thread ends: the delayed webhooks its owner still
+    /// holds are sent now, since nobody can come back to this process.
+    pub fn finish(&mut self) {
+        self.owner.flush_delayed();
+        self.run();
     }
 
     /// Number of open WebSocket connections on this worker.

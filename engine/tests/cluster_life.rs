@@ -1,7 +1,7 @@
 //! A node's life in the cluster, script by script, against a real `redis-server`: the reaper
 //! of a node whose lease expired (once, with its events, nothing left behind), REGISTER's
-//! three answers, and the re-assertion of a node's share (loud after a reap, silent after a
-//! Redis that lost its data, then SETTLE).
+//! three answers, the re-assertion of a node's share (loud after a reap, silent after a
+//! Redis that lost its data, then SETTLE), and the webhooks a reap decides.
 
 mod redis_scripts;
 mod support;
@@ -9,8 +9,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringcast::cluster::decode::{HookStep, fired, reaped_hooks};
 use ringcast::cluster::rebuild::{self, Followups, Mode, Totals};
 use ringcast::cluster::scripts::NOT_REGISTERED;
+use ringcast::cluster::wire::Pending;
 use ringcast::ids::{AppIdx, ConnKey, ShardId};
 use ringcast::state::msg::{OwnerMsg, Snapshot, UserId};
 
@@ -350,4 +352,132 @@ fn a_big_dead_node_is_reaped_in_steps_of_the_budget() {
         .filter(|k| k.ends_with(":a") || k == "t:dead")
         .collect();
     assert!(left.is_empty(), "nothing of a is left: {left:?}");
+}
+
+/// App "7" with `subscription_count` and a webhook of the occupancy and member events.
+fn hooked_apps() -> Arc<ringcast::app::Apps> {
+    Arc::new(ringcast::app::Apps::new(&[ringcast::config::AppConfig {
+        id: "7".into(),
+        key: "k".into(),
+        secret: "s".into(),
+        subscription_count: true,
+        webhooks: vec![ringcast::webhook::config::WebhookConfig {
+            url: "http://127.0.0.1:9/".into(),
+            event_types: [
+                "channel_occupied",
+                "channel_vacated",
+                "member_added",
+                "member_removed",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }]))
+}
+
+fn pending_of(r: &mut Redis, hash: &str) -> Vec<String> {
+    let mut v: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("t:{hash}"))
+        .query(&mut r.con)
+        .unwrap();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_reaped_nodes_departures_are_the_survivors_webhooks_and_a_return_cancels_one() {
+    let mut r = redis();
+    let apps = hooked_apps();
+    let limits = ringcast_protocol::Limits::default();
+    let [a, b, c] = registered(&mut r.con, &apps, ["a", "b", "c"], 100);
+    let room = "presence-room";
+    // On a: users 1 and 3 (only there), a channel only a has, and news (also on b).
+    a.run(&mut r.con, join(room, Some("1"), 1));
+    a.run(&mut r.con, join(room, Some("3"), 2));
+    a.run(&mut r.con, join("lonely", None, 3));
+    a.run(&mut r.con, join("news", None, 4));
+    b.run(&mut r.con, join(room, Some("2"), 5));
+    b.run(&mut r.con, join("news", None, 6));
+    a.heartbeat(&mut r.con, 1);
+    std::thread::sleep(Duration::from_millis(20));
+    let beat = b.heartbeat(&mut r.con, 30_000);
+    let redis::Value::Array(parts) = &beat else {
+        panic!("{beat:?}")
+    };
+    let steps = reaped_hooks(&parts[4], &apps, &limits);
+    let mut seen: Vec<String> = steps
+        .iter()
+        .map(|(ctx, step)| {
+            let what = match step {
+                HookStep::Send(h) => format!("send {}", h.kind().name()),
+                HookStep::Later(k, _) => format!("later {}", *k as char),
+            };
+            format!(
+                "{what} {} {}",
+                ctx.channel.as_str(),
+                ctx.user.as_deref().unwrap_or("-")
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "later r presence-room 1",
+            "later r presence-room 3",
+            "later v lonely -",
+            "send subscription_count news -",
+        ],
+        "the room keeps user 2 (on b), news keeps b's subscriber"
+    );
+    assert_eq!(
+        pending_of(&mut r, "whr"),
+        ["7\0presence-room\x001", "7\0presence-room\x003"]
+    );
+    assert_eq!(pending_of(&mut r, "whv"), ["7\0lonely"]);
+    let again = c.heartbeat(&mut r.con, 30_000);
+    let redis::Value::Array(parts) = &again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(
+        parts[4],
+        redis::Value::Array(Vec::new()),
+        "the second survivor decides nothing"
+    );
+
+    // User 3 reconnected on c within the 3 s: its member_removed is cancelled, and the join
+    // sends no member_added either.
+    assert_eq!(
+        c.run(&mut r.con, join(room, Some("3"), 7)),
+        redis::Value::Int(1)
+    );
+    assert_eq!(pending_of(&mut r, "whr"), ["7\0presence-room\x001"]);
+
+    // b fires the departures after their delay: user 3's is no longer there.
+    let due: Vec<Pending> = steps
+        .into_iter()
+        .filter_map(|(ctx, step)| match step {
+            HookStep::Later(kind, token) => Some(Pending {
+                due: std::time::Instant::now(),
+                kind,
+                ctx,
+                token,
+            }),
+            HookStep::Send(_) => None,
+        })
+        .collect();
+    let reply: redis::Value = b.enc.fire(&due).query(&mut r.con).unwrap();
+    let mut sent: Vec<String> = fired(due, &reply)
+        .into_iter()
+        .map(|(_, h)| format!("{} {}", h.kind().name(), h.channel()))
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        ["channel_vacated lonely", "member_removed presence-room"]
+    );
+    assert!(pending_of(&mut r, "whr").is_empty());
+    assert!(pending_of(&mut r, "whv").is_empty());
 }

@@ -58,23 +58,7 @@ fn two_tabs(owner: usize) -> (Sim, Vec<Actor>) {
     sim.deliver_all();
     let tab1 = sim.connect(1);
     let tab2 = sim.connect(2);
-    let (r1, r2) = (room.clone(), room);
-    let actors: Vec<Actor> = vec![
-        (
-            1,
-            vec![
-                Box::new(move |s: &mut Sim| s.subscribe_presence(tab1, &r1, "u")),
-                Box::new(move |s: &mut Sim| s.close(tab1)),
-            ],
-        ),
-        (
-            2,
-            vec![
-                Box::new(move |s: &mut Sim| s.subscribe_presence(tab2, &r2, "u")),
-                Box::new(move |s: &mut Sim| s.drop_conn(tab2)),
-            ],
-        ),
-    ];
+    let actors = two_tabs_of_u(tab1, tab2, room);
     (sim, actors)
 }
 

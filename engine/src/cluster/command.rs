@@ -41,17 +41,19 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use ringcast_protocol::Limits;
 
-use super::decode::answer;
+use super::decode::{HookStep, answer, fired, hook_steps, reaped_hooks};
 use super::health::{Connection, Health};
 use super::link::{AppTable, to_all};
 use super::outbox::{Held, Recent, Ring};
 use super::rebuild::{self, Cut, Followups, Mode, Totals};
 use super::scripts::{ALREADY, NOT_REGISTERED};
 use super::seen::Seen;
-use super::wire::{AskKind, Command, Encoder};
+use super::wire::{AskKind, Command, Encoder, HookCtx, Pending};
 use crate::ids::AppIdx;
 use crate::mesh::Mesh;
 use crate::state::msg::{OwnerMsg, Snapshot};
+use crate::state::owner::COUNT_INTERVAL;
+use crate::webhook::{DELAY, Webhooks};
 
 /// Most commands sent in one pipeline.
 pub const MAX_BATCH: usize = 512;
@@ -131,6 +133,10 @@ pub struct CommandLoop {
     lost_since: Option<Instant>,
     tried_at: Option<Instant>,
     logged_at: Option<Instant>,
+    /// The webhook senders, for the webhooks the scripts decided on this node's calls.
+    webhooks: Option<Arc<Webhooks>>,
+    /// Departures (and throttled counts) this node's scripts decided, waiting for their delay.
+    pending: Vec<Pending>,
 }
 
 /// Opens a connection with the link's timeouts.
@@ -222,6 +228,7 @@ impl CommandLoop {
         inbox: Sender<InboxCtl>,
         epoch: String,
         max_bytes: usize,
+        webhooks: Option<Arc<Webhooks>>,
     ) -> CommandLoop {
         CommandLoop {
             dialer: Dialer::start(client),
@@ -248,6 +255,8 @@ impl CommandLoop {
             lost_since: None,
             tried_at: None,
             logged_at: None,
+            webhooks,
+            pending: Vec::new(),
         }
     }
 
@@ -292,6 +301,7 @@ impl CommandLoop {
                 self.execute(ready);
             }
             self.tick();
+            self.fire_due(stop.is_some());
             self.up
                 .store(matches!(self.phase, Phase::Up), Ordering::Relaxed);
             if let Some(ack) = stop {
@@ -303,13 +313,17 @@ impl CommandLoop {
     }
 
     fn next_wake(&self) -> Instant {
-        match &self.phase {
+        let wake = match &self.phase {
             Phase::Down => self
                 .tried_at
                 .map_or_else(Instant::now, |t| t + RETRY_EVERY)
                 .min(self.next_beat),
             Phase::Settle { polled, .. } => (*polled + SETTLE_POLL).min(self.next_beat),
             _ => self.next_beat,
+        };
+        match self.pending.iter().map(|p| p.due).min() {
+            Some(d) if matches!(self.phase, Phase::Up) => d.min(wake),
+            _ => wake,
         }
     }
 
@@ -459,6 +473,12 @@ impl CommandLoop {
         self.answered = self.answered.max(h.op);
         if matches!(reply, redis::Value::Int(ALREADY)) {
             tracing::debug!(op = h.op, "Redis had already run this operation");
+        }
+        if let redis::Value::Array(_) = reply
+            && let Some(ctx) = HookCtx::of(&h.cmd)
+        {
+            let steps = hook_steps(&ctx, reply);
+            self.hook_steps(ctx, steps);
         }
         match h.cmd {
             Command::Publish(ref mut items, ref mut done) => {
@@ -940,6 +960,9 @@ impl CommandLoop {
             tracing::warn!("a heartbeat's reply was not understood");
             return;
         };
+        for (ctx, step) in reaped_hooks(&beat.hooks, &self.enc.apps, &self.limits) {
+            self.hook_steps(ctx, vec![step]);
+        }
         let apps = &self.enc.apps;
         for (i, n) in beat.others.into_iter().enumerate() {
             if i < apps.len() {
@@ -949,12 +972,84 @@ impl CommandLoop {
         for n in &beat.reaped {
             tracing::warn!(node = %n, "reaped a node whose lease expired: its members, subscriptions and sign-ins are removed");
         }
+
         if matches!(self.phase, Phase::Up) {
             self.known = beat
                 .nodes
                 .into_iter()
                 .filter(|n| *n != self.enc.node)
                 .collect();
+        }
+    }
+
+    /// Sends the webhooks of a script's reply, and keeps its departures for their delay.
+    fn hook_steps(&mut self, ctx: HookCtx, steps: Vec<HookStep>) {
+        for step in steps {
+            match step {
+                HookStep::Send(hook) => self.emit(ctx.app, hook),
+                HookStep::Later(kind, token) => self.pending.push(Pending {
+                    due: Instant::now() + if kind == b'd' { COUNT_INTERVAL } else { DELAY },
+                    kind,
+                    ctx: ctx.clone(),
+                    token,
+                }),
+            }
+        }
+    }
+
+    fn emit(&self, app: AppIdx, hook: crate::webhook::Hook) {
+        if let Some(w) = &self.webhooks {
+            w.emit(app, hook);
+        }
+    }
+
+    /// Fires the departures whose delay has passed (every one when the node stops: nobody can
+    /// come back to it) with one HOOKFIRE. They wait while Redis is away or being rebuilt: the
+    /// entries they check are in Redis, and a join meanwhile may still cancel them.
+    fn fire_due(&mut self, all: bool) {
+        if self.pending.is_empty() || !matches!(self.phase, Phase::Up) {
+            return;
+        }
+        let now = Instant::now();
+        let (due, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| all || p.due <= now);
+        self.pending = rest;
+        if due.is_empty() {
+            return;
+        }
+        let cmd = self.enc.fire(&due);
+        let Some(con) = self.con.as_mut() else {
+            self.pending.extend(due);
+            return;
+        };
+        let started = Instant::now();
+        match cmd.query::<redis::Value>(con) {
+            Ok(reply) => {
+                self.health.round_trip(started.elapsed());
+                for (app, hook) in fired(due, &reply) {
+                    self.emit(app, hook);
+                }
+            }
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // Redis lost its script cache: loaded again, the fire is tried again next time.
+                if let Some(con) = self.con.as_mut()
+                    && let Err(e) = self.enc.scripts.load(con)
+                {
+                    tracing::warn!(error = %e, "lost the connection to Redis");
+                    self.pending.extend(due);
+                    return self.go_down(Vec::new());
+                }
+                self.pending.extend(due);
+            }
+            Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+                tracing::warn!(error = %e, "firing delayed webhooks failed; they are dropped");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the connection to Redis");
+                self.pending.extend(due);
+                self.go_down(Vec::new());
+            }
         }
     }
 
@@ -976,6 +1071,8 @@ struct Beat {
     others: Vec<u64>,
     nodes: Vec<String>,
     reaped: Vec<String>,
+    /// The webhooks the reaping decided ([`super::decode::reaped_hooks`]).
+    hooks: redis::Value,
 }
 
 impl Beat {
@@ -983,9 +1080,10 @@ impl Beat {
         let redis::Value::Array(mut parts) = v else {
             return None;
         };
-        if parts.len() != 4 || !matches!(parts[0], redis::Value::Int(1)) {
+        if parts.len() != 5 || !matches!(parts[0], redis::Value::Int(1)) {
             return None;
         }
+        let hooks = parts.pop()?;
         let reaped = strings(parts.pop()?);
         let nodes = strings(parts.pop()?);
         let others = match parts.pop()? {
@@ -1002,6 +1100,7 @@ impl Beat {
             others,
             nodes,
             reaped,
+            hooks,
         })
     }
 }

@@ -22,10 +22,11 @@ use ringcast_protocol::pusher::channel::ChannelName;
 use ringcast_protocol::pusher::event::ServerEvent;
 use ringcast_protocol::pusher::socket_id::SocketId;
 
-use super::wire::AskKind;
+use super::wire::{AskKind, HookCtx, Pending};
 use crate::app::Apps;
 use crate::ids::{AppIdx, ConnKey, ShardId};
 use crate::state::msg::{Answer, Channel, ChannelInfo, JoinAnswer, NodeInfo, ShardMsg, UserId};
+use crate::webhook::Hook;
 
 /// The answer a QUERY reply gives.
 pub fn answer(kind: AskKind, reply: &redis::Value, limits: &Limits) -> Answer {
@@ -73,6 +74,117 @@ pub fn answer(kind: AskKind, reply: &redis::Value, limits: &Limits) -> Answer {
                 .collect(),
         ),
     }
+}
+
+/// What one webhook code of a JOIN or LEAVE reply (or of the reaper's list) asks of the node.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HookStep {
+    /// Send this webhook now.
+    Send(Hook),
+    /// Fire a departure (`v`, `r`) or a throttled count (`d`) later, with its token.
+    Later(u8, String),
+}
+
+/// The webhook steps of a JOIN or LEAVE reply (`{1, codes...}`; anything else has none).
+pub fn hook_steps(ctx: &HookCtx, reply: &redis::Value) -> Vec<HookStep> {
+    let redis::Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    let channel = || ctx.channel.clone();
+    let user = || ctx.user.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut it = items.iter().skip(1);
+    while let Some(code) = it.next() {
+        let step = match text(code).as_str() {
+            "o" => HookStep::Send(Hook::ChannelOccupied { channel: channel() }),
+            "V" => HookStep::Send(Hook::ChannelVacated { channel: channel() }),
+            "a" => HookStep::Send(Hook::MemberAdded {
+                channel: channel(),
+                user_id: user(),
+            }),
+            "R" => HookStep::Send(Hook::MemberRemoved {
+                channel: channel(),
+                user_id: user(),
+            }),
+            "c" => HookStep::Send(Hook::CacheMiss { channel: channel() }),
+            "n" => HookStep::Send(Hook::SubscriptionCount {
+                channel: channel(),
+                count: it.next().map_or(0, int),
+            }),
+            "d" => HookStep::Later(b'd', String::new()),
+            k @ ("v" | "r") => {
+                HookStep::Later(k.as_bytes()[0], it.next().map(text).unwrap_or_default())
+            }
+            _ => continue,
+        };
+        out.push(step);
+    }
+    out
+}
+
+/// The webhooks the reaper decided (HEARTBEAT's fifth part: groups of kind, app id, channel,
+/// user id, due time or count), each with what it is about. Apps and channels this node does
+/// not know are skipped (their entries stay until a join of that channel or user finds them).
+pub fn reaped_hooks(
+    reply: &redis::Value,
+    apps: &Apps,
+    limits: &Limits,
+) -> Vec<(HookCtx, HookStep)> {
+    let redis::Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    items
+        .chunks_exact(5)
+        .filter_map(|g| {
+            let app = apps.by_id(&text(&g[1]))?.idx;
+            let channel = Arc::new(ChannelName::parse(&text(&g[2]), limits).ok()?);
+            let user = text(&g[3]);
+            let ctx = HookCtx {
+                app,
+                channel: channel.clone(),
+                user: (!user.is_empty()).then(|| UserId::from(user.as_str())),
+            };
+            let step = match text(&g[0]).as_str() {
+                "n" => HookStep::Send(Hook::SubscriptionCount {
+                    channel,
+                    count: int(&g[4]),
+                }),
+                k @ ("v" | "r" | "d") => HookStep::Later(k.as_bytes()[0], text(&g[4])),
+                _ => return None,
+            };
+            Some((ctx, step))
+        })
+        .collect()
+}
+
+/// The webhooks to send of a HOOKFIRE reply, one value per fired departure.
+pub fn fired(due: Vec<Pending>, reply: &redis::Value) -> Vec<(AppIdx, Hook)> {
+    let redis::Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    due.into_iter()
+        .zip(items)
+        .filter_map(|(p, v)| {
+            let n = match v {
+                redis::Value::Int(i) => *i,
+                other => text(other).parse().unwrap_or(0),
+            };
+            let channel = p.ctx.channel;
+            let hook = match p.kind {
+                b'v' if n == 1 => Hook::ChannelVacated { channel },
+                b'r' if n == 1 => Hook::MemberRemoved {
+                    channel,
+                    user_id: p.ctx.user.unwrap_or_default(),
+                },
+                b'd' if n > 0 => Hook::SubscriptionCount {
+                    channel,
+                    count: n as u64,
+                },
+                _ => return None,
+            };
+            Some((p.ctx.app, hook))
+        })
+        .collect()
 }
 
 fn int(v: &redis::Value) -> u64 {

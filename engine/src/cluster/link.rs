@@ -106,6 +106,7 @@ impl Cluster {
         apps: Arc<Apps>,
         mesh: Mesh,
         limits: &Limits,
+        webhooks: Option<Arc<crate::webhook::Webhooks>>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         // Several providers may be compiled in; the first one installed is used. A second
         // call finds it installed, which is fine.
@@ -190,6 +191,7 @@ impl Cluster {
             ctl_tx,
             epoch,
             scaling.buffer_bytes,
+            webhooks,
         );
         let thread = std::thread::Builder::new()
             .name("ringcast-link".into())

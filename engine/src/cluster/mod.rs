@@ -21,9 +21,10 @@
 //!    Redis ran it, two publishes made one after the other (the second sent once the API
 //!    answered the first) arrive in that order on every node, whichever nodes took them.
 //! 3. **What a node contributes is recorded under its id and lives with its lease**: a node
-//!    that vanishes is reaped by a survivor in one script, with the events that follow, and a
-//!    node that Redis forgot (reaped, or a Redis that lost its data) puts its share back from
-//!    what its connections hold ([`rebuild`]), never from what it remembers sending.
+//!    that vanishes is reaped by a survivor in one script, with the events (and webhooks) that
+//!    follow, and a node that Redis forgot (reaped, or a Redis that lost its data) puts its
+//!    share back from what its connections hold ([`rebuild`]), never from what it remembers
+//!    sending.
 //!
 //! A publish crosses Redis once, as the frame bytes encoded on the publishing node, with its
 //! app, channel and excluded socket id (so `toOthers()` works on every node), and only to the
@@ -72,6 +73,10 @@
 //! | `{P}:conns:{app}` | hash | node -> open connections, refreshed every second | field removed with the node |
 //! | `{P}:cthr:{app}:{ch}` | string | a throttled `subscription_count` was sent (channels over 100 subscriptions) | `PX` 5 s |
 //! | `{P}:cdirty` | hash | `{app}\0{ch}` -> the count frame's JSON around the number, for a count due after its window | fields removed when sent |
+//! | `{P}:whv` | hash | `{app}\0{ch}` -> due time (ms): a `channel_vacated` webhook waiting its 3 s (of a leave, or of a reaped node) | removed when fired, or by the join that cancels it |
+//! | `{P}:whr` | hash | `{app}\0{ch}\0{user}` -> due time (ms): a `member_removed` webhook waiting its 3 s | as `whv` |
+//! | `{P}:whcd` | hash | `{app}\0{ch}` -> 1: a throttled `subscription_count` webhook, fired 5 s later | removed when fired |
+//! | `{P}:whcm:{app}:{ch}` | string | a `cache_miss` webhook was sent (one for simultaneous misses) | `PX` 1 s |
 //!
 //! # Round trips
 //!
@@ -88,6 +93,32 @@
 //! - **sign-in / sign-out**: 1 each; **terminate**: 1; **a question** of the HTTP API: 1.
 //! - **heartbeat**: 1 per second per node (lease, node set, connection counts, and the reaping
 //!   of any node whose lease expired).
+//! - **webhooks**: none of their own for arrivals (JOIN and LEAVE return the webhook codes of
+//!   what they decided, and the calling node sends them; the reaper's come back with the
+//!   heartbeat that reaped); 1 HOOKFIRE per 3 s delay that ends, for every departure due by
+//!   then.
+//!
+//! # Webhooks
+//!
+//! The script that decides a fact also decides its webhook, and the node that ran it sends it
+//! (`crate::webhook`), so each goes out once per cluster. A departure (`channel_vacated`,
+//! `member_removed`) is recorded in `{P}:whv` / `{P}:whr` with its due time; the deciding
+//! node's link thread keeps a timer and after 3 s runs HOOKFIRE, which sends it only if the
+//! entry is still there. A JOIN that brings the channel or the user back removes the entry,
+//! so neither webhook is sent; one that comes after the due time but before the fire sends
+//! both, the departure first. Webhooks of different nodes are not ordered against each other.
+//!
+//! The reaper decides the webhooks of a dead node's departures the same way: a member it
+//! alone had is a pending `member_removed`, a channel it empties a pending `channel_vacated`,
+//! a count it changes a `subscription_count`, and the survivor whose heartbeat reaped sends
+//! them (for the apps that want them) and fires the pending ones after their 3 s, unless a
+//! join on any node brought the channel or user back meanwhile (a client of the dead node
+//! that reconnected elsewhere in time). A pending departure waits while Redis is away and
+//! is fired once it is back (not sent if Redis came back without its entry). Operations
+//! whose reply was lost with a connection and that Redis had already run (answered
+//! `ALREADY` when sent again) carry no webhooks, and a node re-asserted with events after
+//! it was reaped sends the `member_added` and counts of new joins to its clients, but not
+//! their webhooks.
 //!
 //! # When a node dies
 //!
@@ -97,7 +128,8 @@
 //! (`member_removed` to the other nodes' subscribers, for users it alone had), its
 //! subscriptions leave the counts (`subscription_count` where the app sends it), its signed-in
 //! users go offline for their watchers, its connections stop counting, and its inbox and
-//! per-node keys are deleted. Exactly one survivor does it: it is one script. A node that was
+//! per-node keys are deleted, and the webhooks a leave would cause are decided with it (see
+//! above). Exactly one survivor does it: it is one script. A node that was
 //! only stopped or cut off finds itself unregistered at its next heartbeat (every operation
 //! script refuses an unregistered node, so nothing it sends resurrects what was reaped), and
 //! registers again from scratch: what its connections hold now is asserted anew, with the

@@ -115,6 +115,46 @@ pub fn items_cost(items: &[Item]) -> usize {
         .sum()
 }
 
+/// What a JOIN, LEAVE or HOOKFIRE reply's webhook codes are about.
+#[derive(Clone, Debug)]
+pub struct HookCtx {
+    pub app: AppIdx,
+    pub channel: Channel,
+    pub user: Option<UserId>,
+}
+
+impl HookCtx {
+    /// What a JOIN or LEAVE's webhook codes are about, `None` for any other command.
+    pub fn of(cmd: &Command) -> Option<HookCtx> {
+        match cmd {
+            Command::Owner(_, OwnerMsg::Join(j)) => Some(HookCtx {
+                app: j.app,
+                channel: j.channel.clone(),
+                user: j.member.as_ref().map(|(u, _)| u.clone()),
+            }),
+            Command::Owner(_, OwnerMsg::Leave { app, channel, user }) => Some(HookCtx {
+                app: *app,
+                channel: channel.clone(),
+                user: user.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A departure's webhook (or a throttled count's) waiting on this node for its delay
+/// (`super::command`).
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// When to fire it.
+    pub due: std::time::Instant,
+    /// `v`, `r` or `d` ([`super::scripts::HOOKFIRE`]).
+    pub kind: u8,
+    pub ctx: HookCtx,
+    /// The due time Redis recorded, which the fire must find unchanged.
+    pub token: String,
+}
+
 /// Which question a QUERY answers.
 #[derive(Clone, Copy, Debug)]
 pub enum AskKind {
@@ -186,6 +226,40 @@ impl Encoder {
         c
     }
 
+    /// The webhook flags of `app` for JOIN and LEAVE ([`super::scripts::HOOK_FLAGS`]).
+    fn hook_flags(&self, app: AppIdx, channel: &ChannelName) -> String {
+        use crate::webhook::{EventKind, wants_members, wants_occupancy};
+        let a = self.apps.get(app);
+        let mask = a.hooks();
+        let mut f = String::new();
+        if wants_occupancy(mask) {
+            f.push('o');
+        }
+        if wants_members(mask) && channel.is_presence() {
+            f.push('m');
+        }
+        if a.wants(EventKind::CacheMiss) && channel.is_cache() {
+            f.push('c');
+        }
+        if a.wants(EventKind::SubscriptionCount) && !channel.is_presence() {
+            f.push('n');
+        }
+        f
+    }
+
+    /// The HOOKFIRE call of departures whose delay has passed.
+    pub fn fire(&self, due: &[Pending]) -> redis::Cmd {
+        let mut c = self.call(ScriptId::HookFire);
+        for p in due {
+            c.arg(&[p.kind][..])
+                .arg(self.app_id(p.ctx.app))
+                .arg(p.ctx.channel.as_str())
+                .arg(p.ctx.user.as_deref().unwrap_or(""))
+                .arg(&p.token);
+        }
+        c
+    }
+
     /// The count JSON around the number, when the app sends `subscription_count` on `channel`.
     pub fn counts(&self, app: AppIdx, channel: &ChannelName) -> (Vec<u8>, Vec<u8>) {
         if self.apps.get(app).cfg.subscription_count && !channel.is_presence() {
@@ -226,7 +300,8 @@ impl Encoder {
                     .arg(if j.channel.is_cache() { "1" } else { "0" })
                     .arg(pre)
                     .arg(post)
-                    .arg(&added[..]);
+                    .arg(&added[..])
+                    .arg(self.hook_flags(j.app, &j.channel));
                 c
             }
             Command::Owner(_, OwnerMsg::Leave { app, channel, user }) => {
@@ -245,7 +320,8 @@ impl Encoder {
                     .arg(user.as_deref().unwrap_or(""))
                     .arg(&removed[..])
                     .arg(pre)
-                    .arg(post);
+                    .arg(post)
+                    .arg(self.hook_flags(*app, channel));
                 c
             }
             Command::Owner(

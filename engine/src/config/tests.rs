@@ -305,6 +305,142 @@ fn the_dashboard_is_off_unless_a_layer_turns_it_on() {
 }
 
 #[test]
+fn webhooks_are_an_array_of_tables_under_each_app() {
+    // The issue's example, as written, plus every optional key.
+    let app = r#"
+[[apps.webhooks]]
+url = "http://127.0.0.1:9000/pusher/webhook"
+event_types = ["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count"]
+
+[[apps.webhooks]]
+url = "https://hooks.example.com/x"
+event_types = ["client_event"]
+headers = { "X-Token" = "t0k" }
+filter = { prefix = "private-", suffix = "-chat" }
+batch = { enabled = true, window_ms = 100, max_events = 50 }
+timeout_ms = 2000
+max_queue = 10
+"#;
+    let cfg = load_file("webhooks", "", &format!("subscription_count = true\n{app}")).unwrap();
+    let hooks = &cfg.apps[0].webhooks;
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[0].event_types.len(), 7);
+    assert!(!hooks[0].batch.enabled);
+    assert_eq!(hooks[0].timeout_ms, 4000);
+    let h = &hooks[1];
+    assert_eq!(h.headers.get("X-Token").map(String::as_str), Some("t0k"));
+    assert!(h.filter.matches("private-team-chat") && !h.filter.matches("private-team"));
+    assert_eq!(
+        (h.batch.enabled, h.batch.window_ms, h.batch.max_events),
+        (true, 100, 50)
+    );
+    assert_eq!((h.timeout_ms, h.max_queue), (2000, 10));
+    let shown = format!("{:?}", cfg.apps[0]);
+    assert!(
+        shown.contains("X-Token") && !shown.contains("t0k"),
+        "{shown}"
+    );
+    let apps = crate::app::Apps::new(&cfg.apps);
+    let a = apps.by_id("1").unwrap();
+    assert!(a.wants(crate::webhook::EventKind::CacheMiss));
+}
+
+#[test]
+fn webhook_mistakes_are_one_line_naming_the_setting() {
+    let cases = [
+        (
+            "url = \"ftp://x/y\"\nevent_types = [\"cache_miss\"]",
+            "webhooks[0].url of app \"1\" must be an http:// or https:// URL with a host, got \"ftp://x/y\"",
+        ),
+        (
+            "url = \"http://h/\"\nevent_types = [\"channel_vacate\"]",
+            "webhooks[0].event_types of app \"1\" must be one of channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, subscription_count, got \"channel_vacate\"",
+        ),
+        (
+            "url = \"http://h/\"\nevent_types = [\"subscription_count\"]",
+            "webhooks[0].event_types of app \"1\" must be without subscription_count unless the app sets subscription_count = true",
+        ),
+        (
+            "url = \"http://h/\"\nevent_types = []",
+            "webhooks[0].event_types of app \"1\" must be at least one of",
+        ),
+        (
+            "url = \"http://h/\"\nevent_types = [\"cache_miss\"]\ntimeout_ms = 0",
+            "webhooks[0].timeout_ms of app \"1\"",
+        ),
+        (
+            "url = \"http://h/\"\nevent_types = [\"cache_miss\"]\nbatch = { window_ms = 0 }",
+            "webhooks[0].batch.window_ms",
+        ),
+        (
+            "url = \"http://h/\"\nevent_types = [\"cache_miss\"]\nheaders = { \"Content-Type\" = \"x\" }",
+            "webhooks[0].headers",
+        ),
+    ];
+    for (i, (hook, want)) in cases.into_iter().enumerate() {
+        let e = load_file(
+            &format!("hook-{i}"),
+            "",
+            &format!("[[apps.webhooks]]\n{hook}"),
+        )
+        .unwrap_err();
+        let line = e.to_string();
+        assert!(line.starts_with(want), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+    let e = load_file(
+        "hook-key",
+        "",
+        "[[apps.webhooks]]\nurl = \"http://h/\"\nevent = [\"x\"]",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("event"),
+        "an unknown key is named: {e}"
+    );
+}
+
+#[test]
+fn the_environment_gives_the_first_app_one_webhook() {
+    let dir = tmpdir("hook-env");
+    let base = [
+        ("REVERB_APP_ID", "1"),
+        ("REVERB_APP_KEY", "k"),
+        ("REVERB_APP_SECRET", "s"),
+    ];
+    let load = |extra: &[(&str, &str)]| {
+        let mut vars: Vec<(&str, &str)> = base.to_vec();
+        vars.extend_from_slice(extra);
+        Config::load(&Overrides::default(), &dir, &env(&vars))
+    };
+    let cfg = load(&[
+        ("RINGCAST_WEBHOOK_URL", "https://app.test/pusher/webhook"),
+        ("RINGCAST_WEBHOOK_EVENTS", "member_added,member_removed"),
+    ])
+    .unwrap();
+    let h = &cfg.apps[0].webhooks;
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].url, "https://app.test/pusher/webhook");
+    assert_eq!(h[0].event_types, ["member_added", "member_removed"]);
+    let defaults = load(&[("RINGCAST_WEBHOOK_URL", "http://h/")]).unwrap();
+    assert_eq!(defaults.apps[0].webhooks[0].event_types.len(), 4);
+    assert!(
+        load(&[("RINGCAST_WEBHOOK_URL", "")]).unwrap().apps[0]
+            .webhooks
+            .is_empty()
+    );
+    let e = load(&[("RINGCAST_WEBHOOK_URL", "nope")]).unwrap_err();
+    assert!(e.to_string().contains("(RINGCAST_WEBHOOK_URL)"), "{e}");
+    let e = load(&[
+        ("RINGCAST_WEBHOOK_URL", "http://h/"),
+        ("RINGCAST_WEBHOOK_EVENTS", "member_added,bogus"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("(RINGCAST_WEBHOOK_EVENTS)"), "{e}");
+    assert!(e.to_string().contains("\"bogus\""), "{e}");
+}
+
+#[test]
 fn metrics_are_off_unless_an_address_is_given_and_never_share_the_public_port() {
     let dir = tmpdir("metrics");
     let load = |flags: &Overrides, vars: &[(&str, &str)]| Config::load(flags, &dir, &env(vars));

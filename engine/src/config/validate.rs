@@ -271,6 +271,23 @@ impl Config {
             for r in rules {
                 check(r, format!(" of app {:?}", app.id), vars)?;
             }
+            for (n, w) in app.webhooks.iter().enumerate() {
+                if let Err(bad) = crate::webhook::config::check(w, app.subscription_count) {
+                    let mut name = format!("webhooks[{n}].{} of app {:?}", bad.key, app.id);
+                    let env = match bad.key {
+                        "url" => "RINGCAST_WEBHOOK_URL",
+                        _ => "RINGCAST_WEBHOOK_EVENTS",
+                    };
+                    if i == 0 && vars.contains_key("RINGCAST_WEBHOOK_URL") {
+                        name.push_str(&format!(" ({env})"));
+                    }
+                    return Err(ConfigError::BadWebhook {
+                        name,
+                        expected: bad.expected,
+                        value: bad.value,
+                    });
+                }
+            }
         }
         Ok(())
     }

@@ -29,6 +29,7 @@
 //!    effects join the queue and are taken in the same loop.
 //! 3. Messages addressed to shards or owners are delivered later, each as a new input.
 
+pub mod delays;
 pub mod msg;
 pub mod owner;
 pub mod registry;
@@ -44,7 +45,8 @@ use ringcast_protocol::ws::close::CloseCode;
 use ringcast_protocol::ws::encode;
 use ringcast_protocol::ws::frame::Opcode;
 
-use crate::ids::{ConnKey, ShardId};
+use crate::ids::{AppIdx, ConnKey, ShardId};
+use crate::webhook::Hook;
 use msg::{OwnerMsg, ShardMsg};
 
 /// What the shell must do next.
@@ -63,6 +65,8 @@ pub enum Effect {
     /// A message for every shard, this one included: a publish, a frame for a user's
     /// connections, a terminate.
     ToAll(ShardMsg),
+    /// An event for the app's webhooks (`crate::webhook`): the shell hands it to the senders.
+    Hook(AppIdx, Hook),
 }
 
 /// How a connection is to be closed.

@@ -8,8 +8,16 @@
 //! see `crate::worker`): it is told what changed with [`OwnerMsg`]s and answers with effects,
 //! and every member event of a channel is decided here, in the order the messages arrive.
 //!
-//! Time enters as an argument: cache expiry and the throttle of `subscription_count` are
-//! computed from the `now` of each call.
+//! The same decisions give the app's webhooks (`crate::webhook`) their events, as
+//! [`Effect::Hook`]s: `channel_occupied` with a channel's first subscription, `member_added`
+//! with a user's first connection, `subscription_count` with the count event, `cache_miss`
+//! with a join that misses the cache (once a [`CACHE_MISS_EVERY`] per channel). `channel_vacated`
+//! and `member_removed` are kept for [`DELAY`](crate::webhook::DELAY) and sent by [`Owner::tick`] once it has passed,
+//! unless a join brought the channel or the user back meanwhile: the pending event is then
+//! forgotten and the join's `channel_occupied` or `member_added` is not sent either.
+//!
+//! Time enters as an argument: cache expiry, the throttle of `subscription_count` and the
+//! webhooks' delay are computed from the `now` of each call.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,11 +27,13 @@ use bytes::Bytes;
 use ringcast_protocol::pusher::event::ServerEvent;
 
 use super::Effect;
+use super::delays::Delays;
 use super::msg::{
     Answer, Channel, ChannelInfo, Join, JoinAnswer, OwnerMsg, Question, ShardMsg, UserId,
 };
 use crate::app::Apps;
 use crate::ids::AppIdx;
+use crate::webhook::{CACHE_MISS_EVERY, EventKind, Hook, wants_members, wants_occupancy};
 
 /// Channels with more subscribers than this get `subscription_count` at most every
 /// [`COUNT_INTERVAL`], as hosted Pusher does.
@@ -51,6 +61,8 @@ struct ChannelFacts {
     cache: Option<Cached>,
     count_sent_at: Option<Instant>,
     count_dirty: bool,
+    /// When the last `cache_miss` webhook of this channel was decided.
+    cache_miss_at: Option<Instant>,
 }
 
 impl ChannelFacts {
@@ -92,6 +104,8 @@ pub struct Owner {
     channels: Vec<HashMap<Channel, ChannelFacts>>,
     users: Vec<UserFacts>,
     dirty_counts: Vec<(AppIdx, Channel)>,
+    /// `channel_vacated` and `member_removed` webhooks waiting for their delay.
+    delays: Delays,
     effects: VecDeque<Effect>,
 }
 
@@ -106,8 +120,86 @@ impl Owner {
             channels: (0..n).map(|_| HashMap::new()).collect(),
             users: (0..n).map(|_| UserFacts::default()).collect(),
             dirty_counts: Vec::new(),
+            delays: Delays::default(),
             effects: VecDeque::new(),
         }
+    }
+
+    fn hook(&mut self, app: AppIdx, kind: EventKind, hook: Hook) {
+        if self.apps.get(app).wants(kind) {
+            self.effects.push_back(Effect::Hook(app, hook));
+        }
+    }
+
+    /// A channel's first subscription (`user` `None`) or a user's first connection in it:
+    /// cancels the pending `channel_vacated` or `member_removed` of a return within [`DELAY`](crate::webhook::DELAY),
+    /// and otherwise sends `channel_occupied` or `member_added`.
+    fn arrived(&mut self, app: AppIdx, channel: &Channel, user: Option<&UserId>) {
+        let mask = self.apps.get(app).hooks();
+        let pair = match user {
+            None => wants_occupancy(mask),
+            Some(_) => wants_members(mask),
+        };
+        if !pair {
+            return;
+        }
+        if !self.delays.arrived(&(app, channel.clone(), user.cloned())) {
+            return;
+        }
+        match user {
+            None => self.hook(
+                app,
+                EventKind::ChannelOccupied,
+                Hook::ChannelOccupied {
+                    channel: channel.clone(),
+                },
+            ),
+            Some(u) => self.hook(
+                app,
+                EventKind::MemberAdded,
+                Hook::MemberAdded {
+                    channel: channel.clone(),
+                    user_id: u.clone(),
+                },
+            ),
+        }
+    }
+
+    /// A channel's last subscription gone (`user` `None`) or a user's last connection in it:
+    /// the webhook waits for [`DELAY`](crate::webhook::DELAY).
+    fn departed(&mut self, app: AppIdx, channel: &Channel, user: Option<UserId>, now: Instant) {
+        let mask = self.apps.get(app).hooks();
+        let pair = match user {
+            None => wants_occupancy(mask),
+            Some(_) => wants_members(mask),
+        };
+        if pair {
+            self.delays.departed((app, channel.clone(), user), now);
+        }
+    }
+
+    /// Sends the delayed webhooks due at `now` (all of them with `None`), in the order they
+    /// were decided.
+    fn fire_delayed(&mut self, now: Option<Instant>) {
+        for (app, channel, user) in self.delays.take_due(now) {
+            match user {
+                None => self.hook(
+                    app,
+                    EventKind::ChannelVacated,
+                    Hook::ChannelVacated { channel },
+                ),
+                Some(user_id) => self.hook(
+                    app,
+                    EventKind::MemberRemoved,
+                    Hook::MemberRemoved { channel, user_id },
+                ),
+            }
+        }
+    }
+
+    /// Sends every delayed webhook now: the node stops, and nobody can come back to it.
+    pub fn flush_delayed(&mut self) {
+        self.fire_delayed(None);
     }
 
     /// The next effect to carry out.
@@ -276,6 +368,8 @@ impl Owner {
             }
         }
         facts.subscriptions += 1;
+        let first = facts.subscriptions == 1;
+        let mut missed = false;
         let mut answer = None;
         if join.reply {
             let mut frames = Vec::with_capacity(3);
@@ -299,7 +393,16 @@ impl Owner {
             if join.channel.is_cache() {
                 frames.push(match facts.live_cache(now) {
                     Some(c) => c.frame.clone(),
-                    None => ServerEvent::CacheMiss { channel: name }.to_frame(),
+                    None => {
+                        // Subscribers that miss together cause one webhook.
+                        missed = facts
+                            .cache_miss_at
+                            .is_none_or(|t| now.duration_since(t) >= CACHE_MISS_EVERY);
+                        if missed {
+                            facts.cache_miss_at = Some(now);
+                        }
+                        ServerEvent::CacheMiss { channel: name }.to_frame()
+                    }
                 });
             }
             answer = Some(JoinAnswer {
@@ -315,6 +418,17 @@ impl Owner {
         // A joiner that waits for its answer is not a subscriber on its shard yet, and a
         // publish can get there first (on the owner's own worker a publish is written at once,
         // while the answer waits in the loopback queue): its count goes in its answer.
+        // The webhooks in the order a receiver expects: the channel, the member, then the rest.
+        if first {
+            self.arrived(join.app, &join.channel, None);
+        }
+        if let Some((user, _)) = &new_member {
+            self.arrived(join.app, &join.channel, Some(user));
+        }
+        if missed {
+            let channel = join.channel.clone();
+            self.hook(join.app, EventKind::CacheMiss, Hook::CacheMiss { channel });
+        }
         let count = match join.member {
             None => self.count_frame(join.app, &join.channel, now),
             Some(_) => None,
@@ -345,7 +459,9 @@ impl Owner {
         let Some(facts) = map.get_mut(&channel) else {
             return;
         };
+        let had = facts.subscriptions;
         facts.subscriptions = facts.subscriptions.saturating_sub(1);
+        let vacated = had == 1;
         let mut removed = None;
         if let Some(user) = user
             && let Some(m) = facts.members.get_mut(&user)
@@ -366,6 +482,10 @@ impl Owner {
             }
             .to_frame();
             self.publish(app, &channel, frame, None);
+            self.departed(app, &channel, Some(user), now);
+        }
+        if vacated {
+            self.departed(app, &channel, None, now);
         }
         if !channel.is_presence() {
             self.count_changed(app, &channel, now);
@@ -424,12 +544,19 @@ impl Owner {
             count,
         }
         .to_frame();
+        let channel = channel.clone();
+        self.hook(
+            app,
+            EventKind::SubscriptionCount,
+            Hook::SubscriptionCount { channel, count },
+        );
         Some(frame)
     }
 
-    /// The periodic step: sends the throttled subscription counts that are due and forgets
-    /// expired caches of empty channels.
+    /// The periodic step: sends the throttled subscription counts and the delayed webhooks
+    /// that are due, and forgets expired caches of empty channels.
     pub fn tick(&mut self, now: Instant) {
+        self.fire_delayed(Some(now));
         let dirty = std::mem::take(&mut self.dirty_counts);
         for (app, channel) in dirty {
             let map = &mut self.channels[app.0 as usize];

@@ -11,6 +11,10 @@
 //! connection's state, in the same slab slot, so that a fan-out looks each subscriber up once,
 //! and never looks inside it.
 //!
+//! A client event that passed every rule is also a `client_event` webhook ([`Effect::Hook`])
+//! when the app asks for them: it is decided here, on the sender's shard, the one place that
+//! sees it once.
+//!
 //! Presence and cache subscriptions wait for the channel's owner: the owner decides membership
 //! and holds the cached event, and its [`JoinAnswer`] carries the frames the subscriber is sent
 //! first. Other subscriptions are confirmed at once and only counted by the owner, unless the
@@ -44,6 +48,7 @@ use super::{Closing, Effect};
 use crate::app::Apps;
 use crate::config::ClientEvents;
 use crate::ids::{AppIdx, ChanIdx, ConnKey, ShardId};
+use crate::webhook::{EventKind, Hook};
 
 /// One subscription: the channel and this connection's position in the channel's list.
 #[derive(Clone, Copy, Debug)]
@@ -791,9 +796,22 @@ impl<T> Shard<T> {
             user_id: user_id.as_deref(),
         }
         .to_frame();
+        let channel: Channel = Arc::new(name);
+        if apps.get(app).wants(EventKind::ClientEvent) {
+            self.effects.push_back(Effect::Hook(
+                app,
+                Hook::ClientEvent {
+                    channel: channel.clone(),
+                    event: event.to_string(),
+                    data: data.to_string(),
+                    socket_id,
+                    user_id: user_id.clone(),
+                },
+            ));
+        }
         self.effects.push_back(Effect::ToAll(ShardMsg::Publish {
             app,
-            channel: Arc::new(name),
+            channel,
             frame,
             except: Some(socket_id),
         }));

@@ -17,6 +17,28 @@ pub type Action = Box<dyn Fn(&mut Sim)>;
 /// A client of an exploration: the worker its connections are on, and its actions in order.
 pub type Actor = (usize, Vec<Action>);
 
+/// User `u`'s two tabs, `tab1` on worker 1 (joins `room`, then closes) and `tab2` on worker 2
+/// (joins, then its socket is gone), as the actors of an exploration.
+pub fn two_tabs_of_u(tab1: super::Conn, tab2: super::Conn, room: String) -> Vec<Actor> {
+    let (r1, r2) = (room.clone(), room);
+    vec![
+        (
+            1,
+            vec![
+                Box::new(move |s: &mut Sim| s.subscribe_presence(tab1, &r1, "u")),
+                Box::new(move |s: &mut Sim| s.close(tab1)),
+            ],
+        ),
+        (
+            2,
+            vec![
+                Box::new(move |s: &mut Sim| s.subscribe_presence(tab2, &r2, "u")),
+                Box::new(move |s: &mut Sim| s.drop_conn(tab2)),
+            ],
+        ),
+    ]
+}
+
 /// Runs every interleaving of the actors' actions (each actor's in its order) with the
 /// deliveries of every message they cause, each from a fresh `setup()` (which returns the
 /// simulation, with its messages delivered, and the actors). The simulation checks its views

@@ -83,7 +83,7 @@ mod explore;
 mod shell;
 
 pub use conn::{SimConn, data_of};
-pub use explore::{Action, Actor, explore, explore_with};
+pub use explore::{Action, Actor, explore, explore_with, two_tabs_of_u};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -96,6 +96,7 @@ use ringcast::ids::{AppIdx, ConnKey};
 use ringcast::owner::channel_owner;
 use ringcast::state::msg::{Answer, Channel, ChannelInfo, OwnerMsg, Question, ShardMsg, UserId};
 use ringcast::state::{Closing, Effect, Owner, Shard};
+use ringcast::webhook::Hook;
 use ringcast_protocol::Limits;
 use ringcast_protocol::api::body::{Info, TriggerEvent};
 use ringcast_protocol::pusher::auth::{channel_auth, signin_auth};
@@ -199,6 +200,8 @@ pub struct Sim {
     pub log: Vec<String>,
     /// Whether to check the facts against each other whenever nothing is queued.
     pub check_when_quiet: bool,
+    /// Every webhook event the cores decided, with the simulated time and its app.
+    pub hooks: Vec<(Duration, AppIdx, Hook)>,
 }
 
 impl Sim {
@@ -237,6 +240,7 @@ impl Sim {
             conns: Vec::new(),
             log: Vec::new(),
             check_when_quiet: true,
+            hooks: Vec::new(),
         }
     }
 
@@ -532,6 +536,49 @@ impl Sim {
             self.workers[w].owner.tick(now);
             self.run(w);
         }
+    }
+
+    /// The webhook events decided so far, as `name channel [user_id]` lines (a client event as
+    /// `client_event channel event data socket_id [user_id]`, a count with its number).
+    pub fn hook_log(&self) -> Vec<String> {
+        self.hooks
+            .iter()
+            .map(|(_, _, h)| {
+                let j = h.to_json();
+                let mut line = format!(
+                    "{} {}",
+                    j["name"].as_str().unwrap_or(""),
+                    j["channel"].as_str().unwrap_or("")
+                );
+                for f in [
+                    "event",
+                    "data",
+                    "socket_id",
+                    "user_id",
+                    "subscription_count",
+                ] {
+                    if let Some(v) = j.get(f) {
+                        match v.as_str() {
+                            Some(s) => line.push_str(&format!(" {s}")),
+                            None => line.push_str(&format!(" {v}")),
+                        }
+                    }
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// Simulated times of the webhook events, from the start.
+    pub fn hook_times(&self) -> Vec<Duration> {
+        self.hooks.iter().map(|(t, _, _)| *t).collect()
+    }
+
+    /// The periodic step of a worker that stops: its owner sends every delayed webhook.
+    pub fn finish(&mut self, worker: usize) {
+        self.log.push(format!("w{worker} finishes"));
+        self.workers[worker].owner.flush_delayed();
+        self.run(worker);
     }
 
     /// An owner's answer to a question about the default app's channel `name`.

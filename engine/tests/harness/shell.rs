@@ -46,6 +46,10 @@ impl Sim {
                 self.post(w, to, Msg::Owner(msg));
             }
             Effect::ToShard(to, msg) => self.post(w, to.0 as usize, Msg::Shard(msg)),
+            Effect::Hook(app, hook) => {
+                self.log.push(format!("w{w} webhook {}", hook.to_json()));
+                self.hooks.push((self.elapsed, app, hook));
+            }
             Effect::ToAll(msg) => {
                 for i in (0..self.workers.len()).filter(|i| *i != w) {
                     self.mesh[w][i].push_back(Msg::Shard(msg.clone()));

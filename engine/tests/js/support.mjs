@@ -25,16 +25,28 @@ function tomlValue(v) {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  if (v && typeof v === 'object') {
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${JSON.stringify(k)} = ${tomlValue(x)}`)
+      .join(', ')} }`;
+  }
   throw new Error(`cannot write ${typeof v} to TOML`);
 }
 
-/** The TOML text of a ringcast config: top-level keys plus one `[[apps]]` table per app. */
+/**
+ * The TOML text of a ringcast config: top-level keys plus one `[[apps]]` table per app, and an
+ * app's `webhooks` list as its `[[apps.webhooks]]` tables.
+ */
 export function toToml({ apps = [], ...top }) {
   const lines = [];
   for (const [k, v] of Object.entries(top)) if (v !== undefined) lines.push(`${k} = ${tomlValue(v)}`);
-  for (const app of apps) {
+  for (const { webhooks = [], ...app } of apps) {
     lines.push('', '[[apps]]');
     for (const [k, v] of Object.entries(app)) if (v !== undefined) lines.push(`${k} = ${tomlValue(v)}`);
+    for (const hook of webhooks) {
+      lines.push('', '[[apps.webhooks]]');
+      for (const [k, v] of Object.entries(hook)) if (v !== undefined) lines.push(`${k} = ${tomlValue(v)}`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }
@@ -385,4 +397,17 @@ export function eventsOf(client, event, channel) {
   return client.frames
     .filter((m) => m.event === event && (channel === undefined || m.channel === channel))
     .map(dataOf);
+}
+
+/** A raw client of `server` subscribed to `channel` (signed for private and presence channels,
+ * as `user` on presence ones), once `subscription_succeeded` arrived. */
+export async function subscribedClient(server, defer, channel, user) {
+  const c = await rawPusher(server, defer);
+  if (channel.startsWith('private-') || channel.startsWith('presence-')) {
+    c.subscribeSigned(sdkFor(server), channel, user);
+  } else {
+    c.subscribe(channel);
+  }
+  await c.succeeded(channel);
+  return c;
 }

@@ -15,8 +15,13 @@
 //!   ones at once (so the node, if it was only frozen, learns it must register again) into
 //!   `{P}:dead`, then reaps at most [`REAP_BUDGET`] of its entries per heartbeat: each entry is
 //!   removed by exactly one step of one survivor, with its events, and a node with a hundred
-//!   thousand subscriptions does not stop Redis for seconds. `reap` does it all at once, for a
-//!   node's own goodbye.
+//!   thousand subscriptions does not stop Redis for seconds. There it also records the
+//!   webhooks a leave would cause (pending `member_removed` and `channel_vacated` in
+//!   `{P}:whr` / `{P}:whv`, counts), which go back to that survivor. `reap` does it all at
+//!   once, for a node's own goodbye.
+//!
+//! The webhook helpers (`arrival`, `departure`, `count_hook`) are JOIN's and LEAVE's: see
+//! `super::ops::HOOK_CODES`.
 
 /// A script's answer when the calling node is not registered: nothing was done.
 pub const NOT_REGISTERED: i64 = -1;
@@ -114,16 +119,67 @@ local function send_count(app, ch, pre, post)
   return t
 end
 local function count(app, ch, pre, post)
-  if pre == '' then return end
+  if pre == '' then return nil end
   local field = app .. '\0' .. ch
   if total(app, ch) > THROTTLE_ABOVE then
     local k = P .. ':cthr:' .. app .. ':' .. ch
     if not redis.call('SET', k, '1', 'PX', THROTTLE_MS, 'NX') then
       redis.call('HSET', P .. ':cdirty', field, pre .. '\0' .. post)
-      return
+      return false
     end
   end
-  send_count(app, ch, pre, post)
+  return send_count(app, ch, pre, post)
+end
+local HOOK_DELAY_MS = 3000
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function hooks_for(flags)
+  return function(c) return string.find(flags, c, 1, true) ~= nil end
+end
+-- A webhook that arrives with a fact: sent unless its delayed opposite is pending (a return
+-- within 3 s: both are dropped); if that one is pending but already due, both are sent, the
+-- delayed one first.
+local function arrival(out, hash, field, delayed_code, code)
+  local due = redis.call('HGET', hash, field)
+  if due then
+    redis.call('HDEL', hash, field)
+    if tonumber(due) <= now_ms() then
+      table.insert(out, delayed_code)
+      table.insert(out, code)
+    end
+  else
+    table.insert(out, code)
+  end
+end
+-- A webhook of a departure: pending in `hash` until the deciding node fires it. Returns the
+-- due time, which the fire must find unchanged.
+local function pend(hash, field)
+  local due = tostring(now_ms() + HOOK_DELAY_MS)
+  redis.call('HSET', hash, field, due)
+  return due
+end
+local function departure(out, hash, field, code)
+  table.insert(out, code)
+  table.insert(out, pend(hash, field))
+end
+-- The subscription_count webhook of a count() result.
+local function count_hook(out, app, ch, sent)
+  if sent == false then
+    redis.call('HSET', P .. ':whcd', app .. '\0' .. ch, '1')
+    table.insert(out, 'd')
+  elseif sent and sent > 0 then
+    table.insert(out, 'n')
+    table.insert(out, sent)
+  end
+end
+-- A webhook the reaper decided, for the survivor that reaps: kind, app, channel, user, and
+-- the due time of a pending departure or the count of a subscription_count.
+local function reaped_hook(hooks, kind, app, ch, user, arg)
+  if hooks then
+    for _, x in ipairs({kind, app, ch, user, arg}) do table.insert(hooks, x) end
+  end
 end
 local function flush_counts()
   local dirty = redis.call('HGETALL', P .. ':cdirty')
@@ -174,7 +230,7 @@ local function take(key, budget)
   until cursor == '0' or #out >= 2 * budget
   return out
 end
-local function reap_some(n, events, sc, budget)
+local function reap_some(n, events, sc, budget, hooks)
   local counted = {}
   local f = take(P .. ':nsubs:' .. n, budget)
   for i = 1, #f, 2 do
@@ -186,6 +242,9 @@ local function reap_some(n, events, sc, budget)
       redis.call('HDEL', subs, n)
       if redis.call('EXISTS', subs) == 0 then
         redis.call('SREM', P .. ':chans:' .. app, ch)
+        if hooks then
+          reaped_hook(hooks, 'v', app, ch, '', pend(P .. ':whv', f[i]))
+        end
       end
       if events and sc[app] and string.sub(ch, 1, 9) ~= 'presence-' then
         counted[#counted + 1] = {app, ch}
@@ -205,6 +264,9 @@ local function reap_some(n, events, sc, budget)
         redis.call('HDEL', pcnt, user)
         redis.call('HDEL', P .. ':pres:' .. base, user)
         if events then publish(app, ch, '', removed_frame(ch, user), n) end
+        if hooks then
+          reaped_hook(hooks, 'r', app, ch, user, pend(P .. ':whr', f[i]))
+        end
       end
     end
     redis.call('HDEL', P .. ':npc:' .. n, f[i])
@@ -255,11 +317,17 @@ local function unregister(n)
   redis.call('SREM', P .. ':rebuilding', n)
   redis.call('DEL', P .. ':nop:' .. n)
 end
-local function reap_step(n, events, sc, apps, drop_inbox, budget)
-  local counted, left = reap_some(n, events, sc, budget)
+local function reap_step(n, events, sc, apps, drop_inbox, budget, hooks)
+  local counted, left = reap_some(n, events, sc, budget, hooks)
   for _, c in ipairs(counted) do
     local pre, post = count_parts(c[2])
-    count(c[1], c[2], pre, post)
+    local sent = count(c[1], c[2], pre, post)
+    if hooks and sent == false then
+      redis.call('HSET', P .. ':whcd', c[1] .. '\0' .. c[2], '1')
+      reaped_hook(hooks, 'd', c[1], c[2], '', '')
+    elseif hooks and sent and sent > 0 then
+      reaped_hook(hooks, 'n', c[1], c[2], '', tostring(sent))
+    end
   end
   if left > 0 then
     forget(n, apps, drop_inbox)
@@ -267,10 +335,10 @@ local function reap_step(n, events, sc, apps, drop_inbox, budget)
   end
   return false, left
 end
-local function reap(n, events, sc, apps, drop_inbox)
+local function reap(n, events, sc, apps, drop_inbox, hooks)
   unregister(n)
   repeat
-    local done = reap_step(n, events, sc, apps, drop_inbox, 100000)
+    local done = reap_step(n, events, sc, apps, drop_inbox, 100000, hooks)
   until done
 end
 "#;

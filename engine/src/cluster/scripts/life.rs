@@ -187,15 +187,21 @@ return 1
 /// takes every registered node whose lease has expired out of the registered ones into
 /// `{P}:dead`, and reaps up to the budget of the dead nodes' entries. Returns `{0}` when this
 /// node is not registered (it must register again, and nothing was done), else `{1, others,
-/// nodes, reaped}`: per app the connections of the other nodes whose lease is alive, the
-/// registered nodes, and the nodes this call found dead.
+/// nodes, reaped, hooks}`: per app the connections of the other nodes whose lease is alive, the
+/// registered nodes, the nodes this call found dead, and the webhooks the reaping decided,
+/// which this node sends as it would a leave's: groups of five, kind (`v` a pending
+/// `channel_vacated`, `r` a pending `member_removed`, `n` a `subscription_count`, `d` a
+/// throttled one), app id, channel, user id (or ''), and the pending departure's due time or
+/// the count (or ''). The departures wait their 3 s in `{P}:whv` / `{P}:whr` like a leave's,
+/// so a join on any node within them cancels them (a reaped user who reconnected elsewhere);
+/// whether the app wants each webhook is the reaping node's to check.
 pub const HEARTBEAT: &str = r#"
 if not registered() then return {0} end
 flush_counts()
 redis.call('SET', P .. ':node:' .. NODE, '1', 'PX', ARGV[3])
 redis.call('SADD', P .. ':nodes', NODE)
 local apps, sc = app_list(5)
-local reaped = {}
+local reaped, hooks = {}, {}
 for _, n in ipairs(redis.call('SMEMBERS', P .. ':nodes')) do
   if n ~= NODE and redis.call('EXISTS', P .. ':node:' .. n) == 0 then
     unregister(n)
@@ -206,7 +212,7 @@ end
 local budget = tonumber(ARGV[4])
 for _, n in ipairs(redis.call('SMEMBERS', P .. ':dead')) do
   if budget <= 0 then break end
-  local _, left = reap_step(n, true, sc, apps, true, budget)
+  local _, left = reap_step(n, true, sc, apps, true, budget, hooks)
   budget = left
 end
 local others = {}
@@ -222,7 +228,7 @@ for i = 5, #ARGV, 3 do
   end
   table.insert(others, sum)
 end
-return {1, others, redis.call('SMEMBERS', P .. ':nodes'), reaped}
+return {1, others, redis.call('SMEMBERS', P .. ':nodes'), reaped, hooks}
 "#;
 
 /// GOODBYE: 3 on: the app triples. A node that stops cleanly reaps itself: its subscriptions

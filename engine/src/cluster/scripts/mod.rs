@@ -20,7 +20,11 @@
 //! full presence channel; the others 1), or [`NOT_REGISTERED`] / [`ALREADY`] when its guard
 //! stopped it. The decisions themselves (a member's first join and last leave, a channel's
 //! first and last subscriber, a user coming online or going offline) are what the scripts
-//! write into the inboxes, in the same step; a script answer never carries an event.
+//! write into the inboxes, in the same step; a script answer never carries an event. The one
+//! thing an answer carries is webhooks: a JOIN or LEAVE that decided some answers `{1, codes…}`
+//! ([`HOOK_CODES`]) instead of 1, and the calling node sends them (`crate::webhook`); the
+//! reaper's go back in HEARTBEAT's answer to the survivor that reaped, and HOOKFIRE fires the
+//! departures whose 3 s passed.
 //!
 //! `subscription_count` is throttled as on a lone node: on a channel with more than 100
 //! subscriptions it goes out at most every 5 seconds (`{P}:cthr:{app}:{ch}`, a `PX` key), and a
@@ -40,7 +44,9 @@ pub mod ops;
 
 pub use common::{ALREADY, COMMON, NOT_REGISTERED, REAP_BUDGET};
 pub use life::{ASSERT, GOODBYE, HEARTBEAT, REGISTER, SETTLE};
-pub use ops::{JOIN, LEAVE, PUBLISH, QUERY, SIGNIN, SIGNOUT, TERMINATE};
+pub use ops::{
+    HOOK_CODES, HOOK_FLAGS, HOOKFIRE, JOIN, LEAVE, PUBLISH, QUERY, SIGNIN, SIGNOUT, TERMINATE,
+};
 
 /// One of the scripts, loaded once per connection with `SCRIPT LOAD` and called by its hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,11 +63,12 @@ pub enum ScriptId {
     Settle,
     Heartbeat,
     Goodbye,
+    HookFire,
 }
 
 impl ScriptId {
     /// Every script.
-    pub const ALL: [ScriptId; 12] = [
+    pub const ALL: [ScriptId; 13] = [
         ScriptId::Join,
         ScriptId::Leave,
         ScriptId::Publish,
@@ -74,6 +81,7 @@ impl ScriptId {
         ScriptId::Settle,
         ScriptId::Heartbeat,
         ScriptId::Goodbye,
+        ScriptId::HookFire,
     ];
 
     fn body(self) -> &'static str {
@@ -90,6 +98,7 @@ impl ScriptId {
             ScriptId::Settle => SETTLE,
             ScriptId::Heartbeat => HEARTBEAT,
             ScriptId::Goodbye => GOODBYE,
+            ScriptId::HookFire => HOOKFIRE,
         }
     }
 }

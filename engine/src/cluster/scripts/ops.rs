@@ -9,12 +9,16 @@
 /// JOIN: 4 app, 5 channel, 6 worker, 7 slot, 8 generation, 9 the join's number on its worker,
 /// 10 presence user id ('' for none), 11 user_info, 12 socket id, 13 max presence members,
 /// 14 '1' for a cache channel, 15 and 16 the `subscription_count` JSON around the number (''
-/// when off), 17 the `member_added` frame. Answers the subscriber through this node's inbox
-/// (`t=ja`); returns 1, or 0 when a full presence channel refused the member.
+/// when off), 17 the `member_added` frame, 18 the webhooks the app wants ([`HOOK_FLAGS`]).
+/// Answers the subscriber through this node's inbox (`t=ja`); returns 0 when a full presence
+/// channel refused the member, else 1, or `{1, webhook codes...}` ([`HOOK_CODES`]) when the
+/// join decided webhooks.
 pub const JOIN: &str = r#"
 local g = guard(ARGV[3])
 if g ~= 0 then return g end
 local app, ch, user = ARGV[4], ARGV[5], ARGV[10]
+local has = hooks_for(ARGV[18] or '')
+local out = {1}
 local base = app .. ':' .. ch
 local answer = {'t', 'ja', 'w', ARGV[6], 's', ARGV[7], 'g', ARGV[8], 'q', ARGV[9], 'a', app, 'c', ch, 'u', user}
 local pres = P .. ':pres:' .. base
@@ -40,6 +44,12 @@ if redis.call('HINCRBY', P .. ':nsubs:' .. NODE, app .. '\0' .. ch, 1) == 1 then
   redis.call('SADD', P .. ':int:' .. base, NODE)
 end
 redis.call('HINCRBY', P .. ':subs:' .. base, NODE, 1)
+if has('o') and total(app, ch) == 1 then
+  arrival(out, P .. ':whv', app .. '\0' .. ch, 'V', 'o')
+end
+if has('m') and new_member then
+  arrival(out, P .. ':whr', app .. '\0' .. ch .. '\0' .. user, 'R', 'a')
+end
 redis.call('SADD', P .. ':chans:' .. app, ch)
 table.insert(answer, 'ok')
 table.insert(answer, '1')
@@ -55,26 +65,36 @@ if ARGV[14] == '1' then
   else
     table.insert(answer, 'cm')
     table.insert(answer, '1')
+    if has('c') and redis.call('SET', P .. ':whcm:' .. base, '1', 'PX', 1000, 'NX') then
+      table.insert(out, 'c')
+    end
   end
 end
 xadd(NODE, unpack(answer))
 if new_member then
   publish(app, ch, ARGV[12], ARGV[17], '')
 end
-count(app, ch, ARGV[15], ARGV[16])
-return 1
+local sent = count(app, ch, ARGV[15], ARGV[16])
+if has('n') then count_hook(out, app, ch, sent) end
+if #out == 1 then return 1 end
+return out
 "#;
 
 /// LEAVE: 4 app, 5 channel, 6 presence user id ('' for none), 7 the `member_removed` frame,
-/// 8 and 9 the `subscription_count` JSON around the number ('' when off). Returns 1.
+/// 8 and 9 the `subscription_count` JSON around the number ('' when off), 10 the webhooks
+/// the app wants ([`HOOK_FLAGS`]). Returns 1, or `{1, webhook codes...}` ([`HOOK_CODES`])
+/// when the leave decided webhooks.
 pub const LEAVE: &str = r#"
 local g = guard(ARGV[3])
 if g ~= 0 then return g end
 local app, ch, user = ARGV[4], ARGV[5], ARGV[6]
+local has = hooks_for(ARGV[10] or '')
+local out = {1}
 local base = app .. ':' .. ch
 local nsubs = P .. ':nsubs:' .. NODE
 local field = app .. '\0' .. ch
-if redis.call('HINCRBY', nsubs, field, -1) <= 0 then
+local left = redis.call('HINCRBY', nsubs, field, -1)
+if left <= 0 then
   redis.call('HDEL', nsubs, field)
   redis.call('SREM', P .. ':int:' .. base, NODE)
 end
@@ -85,6 +105,8 @@ end
 if redis.call('EXISTS', subs) == 0 then
   redis.call('SREM', P .. ':chans:' .. app, ch)
 end
+-- Only a leave that had a subscription to undo empties the channel.
+local emptied = left >= 0 and redis.call('EXISTS', subs) == 0
 if user ~= '' then
   local npc = P .. ':npc:' .. NODE
   local npcf = field .. '\0' .. user
@@ -95,12 +117,69 @@ if user ~= '' then
       redis.call('HDEL', pcnt, user)
       redis.call('HDEL', P .. ':pres:' .. base, user)
       publish(app, ch, '', ARGV[7], '')
+      if has('m') then
+        departure(out, P .. ':whr', field .. '\0' .. user, 'r')
+      end
     end
   end
 end
-count(app, ch, ARGV[8], ARGV[9])
-return 1
+if has('o') and emptied then
+  departure(out, P .. ':whv', field, 'v')
+end
+local sent = count(app, ch, ARGV[8], ARGV[9])
+if has('n') then count_hook(out, app, ch, sent) end
+if #out == 1 then return 1 end
+return out
 "#;
+
+/// HOOKFIRE: from 3 on, groups of five: kind (`v` a pending `channel_vacated`, `r` a pending
+/// `member_removed`, `d` a deferred `subscription_count`), app, channel, user id (or ''), and
+/// the due time the departure was recorded with (or ''). Run by the node that decided the
+/// departure (with a leave, or by reaping a dead node) once its delay has passed. Not an
+/// operation: it has no number and no guard, since it only removes what it finds unchanged.
+/// Returns per group 1 when the webhook is to be sent (nobody came back: the pending entry
+/// was still there, and is now removed), 0 when it is not, and for `d` the channel's
+/// subscription count, or -1 when another node sent it.
+pub const HOOKFIRE: &str = r#"
+local out = {}
+for i = 3, #ARGV, 5 do
+  local kind, app, ch, user, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local field = app .. '\0' .. ch
+  if kind == 'd' then
+    if redis.call('HDEL', P .. ':whcd', field) == 1 then
+      table.insert(out, total(app, ch))
+    else
+      table.insert(out, -1)
+    end
+  else
+    local hash = P .. ':whv'
+    if kind == 'r' then
+      hash = P .. ':whr'
+      field = field .. '\0' .. user
+    end
+    if redis.call('HGET', hash, field) == due then
+      redis.call('HDEL', hash, field)
+      table.insert(out, 1)
+    else
+      table.insert(out, 0)
+    end
+  end
+end
+return out
+"#;
+
+/// The webhooks an app wants, as the flags JOIN and LEAVE take: `o` the occupancy pair
+/// (`channel_occupied`, `channel_vacated`), `m` the member pair, `c` `cache_miss`, `n`
+/// `subscription_count`.
+pub const HOOK_FLAGS: &str = "ocmn";
+
+/// The webhook codes JOIN and LEAVE return after their 1: `o` `channel_occupied`, `a`
+/// `member_added`, `c` `cache_miss`, `V` and `R` a `channel_vacated` or `member_removed`
+/// that was already due when the join came (sent now, before the `o` or `a` that follows),
+/// `v` and `r` followed by a due time: a departure recorded as pending (the calling node fires
+/// it with HOOKFIRE after the delay), `n` followed by a `subscription_count`, `d` a throttled
+/// count (fired after the throttle window).
+pub const HOOK_CODES: &str = "oacVRvrnd";
 
 /// PUBLISH: from 4 on, groups of seven: app, channel, excluded socket id ('' for none),
 /// frame, cache data, cache TTL in milliseconds ('' for a channel that is not a cache
