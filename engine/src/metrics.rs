@@ -14,7 +14,8 @@
 //! queue depths carry the worker as `worker`. Label values are the app ids of the
 //! configuration, close codes, and the closed sets of `crate::stats::ops`: nothing a client
 //! sends becomes a label. With scaling on, the Redis link's figures (`crate::cluster::health`)
-//! are read from the atomics its two threads keep.
+//! are read from the atomics its two threads keep, and with webhooks configured, the senders'
+//! counters (`crate::stats::webhook_report`).
 //!
 //! The listener serves one connection at a time, each with a 5-second read and write
 //! deadline, and closes it after the answer: Prometheus scrapes every few seconds at most,
@@ -23,6 +24,7 @@
 pub mod cluster;
 pub mod render;
 pub mod text;
+pub mod webhooks;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -82,6 +84,8 @@ pub struct Exporter {
     pub started: u64,
     /// The cluster link, when this node is one of several.
     pub cluster: Option<Arc<Cluster>>,
+    /// The webhook senders, when an app has webhooks.
+    pub webhooks: Option<Arc<crate::webhook::Webhooks>>,
 }
 
 impl Exporter {
@@ -93,6 +97,7 @@ impl Exporter {
             driver,
             started: crate::stats::unix_ms() / 1000,
             cluster: shared.cluster.clone(),
+            webhooks: shared.webhooks.clone(),
         }
     }
 }
@@ -185,6 +190,7 @@ impl Exporter {
             started: self.started,
             process,
             cluster,
+            webhooks: self.webhooks.as_deref().map(crate::stats::webhook_report),
         }))
     }
 

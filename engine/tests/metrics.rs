@@ -269,6 +269,49 @@ fn metrics_are_off_by_default_and_never_on_the_public_port() {
     assert!(err.contains("RINGCAST_METRICS_ADDR"), "{err}");
 }
 
+#[test]
+fn webhook_senders_show_their_queue_and_failures() {
+    // A receiver that is not there: the one event is queued, fails, and waits to be retried.
+    let dead = free_port();
+    let url = format!("http://127.0.0.1:{dead}/hook");
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let server = Server::start(
+        &["--workers", "2", "--metrics-addr", &maddr],
+        &[
+            ("RINGCAST_WEBHOOK_URL", &url),
+            ("RINGCAST_WEBHOOK_EVENTS", "channel_occupied"),
+        ],
+    );
+    let (mut ws, _) = server.client();
+    ws.subscribe("news");
+    scrape_until(mport, "a failed webhook attempt", |s| {
+        s.value("ringcast_webhook_failures_total", &[]) >= 1.0
+    });
+    let s = scrape(mport);
+    assert_eq!(s.kind("ringcast_webhook_events_queued"), "counter");
+    assert_eq!(s.kind("ringcast_webhook_queue_depth"), "gauge");
+    assert_eq!(s.value("ringcast_webhook_events_queued_total", &[]), 1.0);
+    assert_eq!(s.value("ringcast_webhook_events_delivered_total", &[]), 0.0);
+    assert_eq!(s.value("ringcast_webhook_requests_total", &[]), 0.0);
+    assert_eq!(s.value("ringcast_webhook_events_dropped_total", &[]), 0.0);
+    assert_eq!(
+        s.value("ringcast_webhook_events_overflowed_total", &[]),
+        0.0
+    );
+    assert!(s.value("ringcast_webhook_queue_depth", &[]) <= 1.0);
+    // Without webhooks there are no webhook families.
+    let plain_port = free_port();
+    let plain_addr = format!("127.0.0.1:{plain_port}");
+    let _plain = Server::start(&["--workers", "1", "--metrics-addr", &plain_addr], &[]);
+    let names = scrape(plain_port)
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("ringcast_webhook"))
+        .count();
+    assert_eq!(names, 0);
+}
+
 /// The scrape of `port` once `done` holds for it, within 20 s.
 fn scrape_until(port: u16, what: &str, done: impl Fn(&support::prometheus::Scrape) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -63,6 +63,8 @@ pub struct Input<'a> {
     pub process: Process,
     /// The cluster link's figures, when scaling is on.
     pub cluster: Option<ClusterInput>,
+    /// The webhook senders' counters, when an app has webhooks.
+    pub webhooks: Option<crate::stats::WebhookReport>,
 }
 
 /// The scrape's text.
@@ -382,6 +384,9 @@ pub fn render(input: &Input<'_>) -> String {
     e.sample("ringcast_max_fds", &[], input.process.max_fds);
     if let Some(c) = &input.cluster {
         super::cluster::render(&mut e, c);
+    }
+    if let Some(w) = &input.webhooks {
+        super::webhooks::render(&mut e, w);
     }
     e.finish()
 }
