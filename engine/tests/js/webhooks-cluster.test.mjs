@@ -58,6 +58,9 @@ describe('webhooks from a three-node cluster', async () => {
   it('a member with tabs on two nodes is added once and removed once, 3 s after the last tab', async ({ nodes, defer }) => {
     const ch = 'presence-cl';
     const watcher = await subscriber(nodes[0], defer, ch, 'w');
+    // Each node sends what its scripts decided; nodes are not ordered against each other, so
+    // the next step waits for node 0's webhooks first.
+    await receiver.until((e) => lines(e, ch).includes('member_added w'), 'member_added w');
     const tab1 = await subscriber(nodes[1], defer, ch, 'u');
     const tab2 = await subscriber(nodes[2], defer, ch, 'u');
     await receiver.until((e) => lines(e, ch).includes('member_added u'), 'member_added u');
