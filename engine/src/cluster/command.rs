@@ -381,8 +381,8 @@ impl CommandLoop {
             let local = h.cmd.local_part();
             if !local.is_empty() {
                 let mut seen = self.seen.lock();
-                if seen.admit(&self.enc.node, h.op) {
-                    for m in local {
+                if let Some(from) = seen.admit_rest(&self.enc.node, h.op) {
+                    for m in local.into_iter().skip(from) {
                         to_all(&self.mesh, m);
                     }
                 }
@@ -545,8 +545,8 @@ impl CommandLoop {
             // Publishes Redis ran whose copy for this node its inbox may not have delivered.
             let mut seen = self.seen.lock();
             for (op, items) in self.recent.publishes() {
-                if seen.admit(&self.enc.node, op) {
-                    for i in items {
+                if let Some(from) = seen.admit_rest(&self.enc.node, op) {
+                    for i in items.iter().skip(from) {
                         to_all(
                             &self.mesh,
                             crate::state::msg::ShardMsg::Publish {

@@ -5,7 +5,7 @@
 //!
 //! | `t` | fields | becomes |
 //! |---|---|---|
-//! | `p` | `a` app id, `c` channel, `x` excluded socket id or empty, `f` frame; for a publish of an API request or a client event also `o` origin node and `n` its operation number | [`ShardMsg::Publish`] on every worker, once per origin and number ([`Delivery::Op`]) |
+//! | `p` | `a` app id, `c` channel, `x` excluded socket id or empty, `f` frame; for a publish of an API request or a client event also `o` origin node, `n` its operation number, `i` the event's place among the request's items and `e` `1` on the request's last item for this node | [`ShardMsg::Publish`] on every worker, once per origin, number and place ([`Delivery::Op`]) |
 //! | `ja` | `w` worker, `s`/`g` connection slot and generation, `q` the join's number on its worker, `a`, `c`, `u` presence user or empty, `ok` 1/0, `m` members as a JSON list `[id, info, ...]`, `cf` cached frame or `cm` cache miss | [`ShardMsg::JoinAnswer`] on worker `w` |
 //! | `wl` | `w`, `s`, `g`, `on`, `off` (JSON lists of user ids) | the signer's watchlist frame, [`ShardMsg::ToConn`] on worker `w` |
 //! | `tu` | `a`, `u` (JSON list of user ids), `f` frame | [`ShardMsg::ToUser`] for each user on every worker |
@@ -210,11 +210,14 @@ pub enum Delivery {
     All(ShardMsg),
     /// To one worker.
     One(ShardId, ShardMsg),
-    /// To every worker, unless the publish numbered `op` of node `origin` (or a later one of
-    /// it) was already delivered here (`super::seen`).
+    /// To every worker, unless item `item` of the publish numbered `op` of node `origin` (or
+    /// a later one of it) was already delivered here (`super::seen`); `end` when it is the
+    /// publish's last item for this node.
     Op {
         origin: String,
         op: u64,
+        item: u32,
+        end: bool,
         msg: ShardMsg,
     },
 }
@@ -294,9 +297,12 @@ impl Decoder {
                     except,
                 };
                 vec![match (f.str("o"), f.num::<u64>("n")) {
+                    // An entry without its place in the request is the request's only item.
                     (Some(origin), Some(op)) => Delivery::Op {
                         origin: origin.to_string(),
                         op,
+                        item: f.num::<u32>("i").unwrap_or(0),
+                        end: f.str("e").is_none_or(|e| e == "1"),
                         msg,
                     },
                     _ => Delivery::All(msg),

@@ -9,9 +9,10 @@
 //! scripts wrote them, which is what makes a join answer and the member events around it
 //! arrive in the order the script decided them.
 //!
-//! A publish of an API request or a client event carries its origin and number, and is
-//! delivered only if it is new here (`super::seen`), so one that reaches the node twice is
-//! delivered once.
+//! A publish of an API request or a client event carries its origin, number and place in its
+//! request, and is delivered only if it is new here (`super::seen`), so one that reaches the
+//! node twice is delivered once, and every event of a batch or of a multi-channel trigger is
+//! delivered.
 //!
 //! While any worker's mesh inbox is over its bound the thread stops reading; the stream holds
 //! the excess in Redis (capped by `MAXLEN ~ 100000`), not this process. Entries already read are
@@ -187,8 +188,14 @@ impl InboxLoop {
             for d in self.dec.decode(&Fields(&fields)) {
                 match d {
                     Delivery::All(msg) => to_all(&self.mesh, msg),
-                    Delivery::Op { origin, op, msg } => {
-                        if seen.admit(&origin, op) {
+                    Delivery::Op {
+                        origin,
+                        op,
+                        item,
+                        end,
+                        msg,
+                    } => {
+                        if seen.admit(&origin, op, item, end) {
                             to_all(&self.mesh, msg);
                         }
                     }

@@ -82,14 +82,15 @@
 //!
 //! Each is one `EVALSHA`, pipelined with whatever else is queued:
 //!
-//! - **join** (every subscribe): 1. JOIN counts the subscription (node, channel, interest),
-//!   decides membership and the presence limit, appends the answer to this node's inbox
-//!   (the member list, or the cached event), then `member_added` and `subscription_count` to
-//!   every interested node's inbox.
-//! - **leave**: 1. LEAVE undoes it; `member_removed` after the user's last connection anywhere.
+//! - **join** (every subscribe, presence included, whatever the number of nodes): 1. JOIN
+//!   counts the subscription (node, channel, interest), decides membership and the presence
+//!   limit, appends the answer to this node's inbox (the member list, or the cached event),
+//!   then `member_added` and `subscription_count` to every interested node's inbox.
+//! - **leave** (presence included): 1. LEAVE undoes it; `member_removed` after the user's last
+//!   connection anywhere, written by the same call.
 //! - **publish**: 1 per API request (every event and channel of a batch in one PUBLISH, which
-//!   writes one inbox entry per interested node and nothing for the rest); 1 per client
-//!   event.
+//!   writes, in the request's order, one inbox entry per event and channel to each node
+//!   interested in that channel, and nothing for the rest); 1 per client event.
 //! - **sign-in / sign-out**: 1 each; **terminate**: 1; **a question** of the HTTP API: 1.
 //! - **heartbeat**: 1 per second per node (lease, node set, connection counts, and the reaping
 //!   of any node whose lease expired).

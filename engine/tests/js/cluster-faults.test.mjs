@@ -18,12 +18,22 @@
 //   carry within its buffer (RINGCAST_CLUSTER_BUFFER_BYTES), answers 503 with a JSON body
 //   beyond it, its memory stays bounded, and once Redis runs again every accepted event
 //   reaches every subscriber exactly once.
+// - Redis not there at start-up: the node stops with one line naming the Redis and exit code 1
+//   (the behaviour the README's "Scaling out" documents), instead of serving alone.
+// - A Redis that wants a password (an ACL user, and the default user's requirepass) and a
+//   database other than 0: nodes configured either way (REDIS_URL with user, password and /3;
+//   REDIS_PASSWORD and REDIS_DB) join one cluster whose keys are all in database 3, and a wrong
+//   password stops a node with one line that does not show it.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { describe } from 'node:test';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { sleep } from './helpers.mjs';
-import { apiCall, apiJson, defaultApp, eventsOf, eventually, rawPusher, sdkFor, useCluster } from './support.mjs';
+import { APP, freePort, ringcastBin, startRedis, startRingcast } from './server.mjs';
+import { apiCall, apiJson, dataOf, defaultApp, eventsOf, eventually, rawPusher, sdkFor, useCluster } from './support.mjs';
 
 /** Seconds a silent node lives before it is reaped, in these suites. */
 const NODE_TIMEOUT = 4;
@@ -306,9 +316,12 @@ describe('Redis dropping every connection and keeping its data', () => {
 
 describe('Redis frozen while a publisher floods a node', () => {
   const BUFFER = 2 << 20;
+  // Once Redis runs again the other node gets the whole backlog at once, and its subscriber is
+  // sent all of it in one go: its out-queue must hold that much (beside its kernel send buffer)
+  // or it is closed with 4100, as any client sent more than it can take.
   const { it } = faultCluster({
     nodes: 2,
-    env: { RINGCAST_CLUSTER_BUFFER_BYTES: String(BUFFER) },
+    env: { RINGCAST_CLUSTER_BUFFER_BYTES: String(BUFFER), RINGCAST_MAX_OUTBOUND_BYTES: String(4 * BUFFER) },
   });
 
   it('holds within its buffer, answers 503 with a JSON body beyond it, and delivers every accepted event once Redis runs', async ({
@@ -368,6 +381,118 @@ describe('Redis frozen while a publisher floods a node', () => {
       const got = eventsOf(s, 'big', ch).map((e) => e.i);
       assert.equal(got.length, accepted.length, 'no duplicates');
       assert.deepEqual([...got].sort((x, y) => x - y), want, 'the accepted events, each once');
+    }
+  });
+});
+
+/**
+ * Runs `ringcast start` with the test app and `env` until it exits by itself (within `ms`, else
+ * it is killed and the test fails); resolves with its exit code and everything it printed.
+ */
+async function startUntilExit(env, ms = 15_000) {
+  const cwd = mkdtempSync(path.join(os.tmpdir(), 'ringcast-test-'));
+  const child = spawn(ringcastBin(), ['start', '--host', '127.0.0.1', '--port', String(await freePort())], {
+    cwd,
+    env: { ...process.env, REVERB_APP_ID: APP.id, REVERB_APP_KEY: APP.key, REVERB_APP_SECRET: APP.secret, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c) => (output += c));
+  child.stderr.on('data', (c) => (output += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const [code, signal] = await new Promise((resolve) => child.on('exit', (...a) => resolve(a)));
+  clearTimeout(timer);
+  rmSync(cwd, { recursive: true, force: true });
+  assert.equal(signal, null, `ringcast did not stop by itself within ${ms} ms:\n${output}`);
+  return { code, output };
+}
+
+describe('Redis unreachable at start-up', () => {
+  test('a node with scaling on stops with one line naming the Redis, and exit code 1', { timeout: 30_000 }, async () => {
+    const port = await freePort(); // nothing listens there
+    const { code, output } = await startUntilExit({
+      REVERB_SCALING_ENABLED: 'true',
+      REDIS_HOST: '127.0.0.1',
+      REDIS_PORT: String(port),
+    });
+    assert.equal(code, 1, output);
+    const lines = output.trim().split('\n');
+    assert.equal(lines.length, 1, `one line: ${output}`);
+    assert.match(lines[0], new RegExp(`^ringcast: cannot reach Redis at redis://127\\.0\\.0\\.1:${port}/0: .*refused`, 'i'));
+  });
+});
+
+describe('a Redis with a password, an ACL user and database 3', () => {
+  const USER = 'ringcast-acl';
+  const USER_PW = 'acl-pw-7f3e';
+  const DEFAULT_PW = 'default-pw-91c4';
+  let redis = null;
+  const nodes = [];
+  /** `redis-cli` against database `db`, as the ACL user. */
+  const cli = (db, ...args) => redis.cli('--user', USER, '--pass', USER_PW, '--no-auth-warning', '-n', String(db), ...args);
+  before(async () => {
+    redis = await startRedis();
+    await redis.cli('ACL', 'SETUSER', USER, 'on', `>${USER_PW}`, '~*', '&*', '+@all');
+    await redis.cli('CONFIG', 'SET', 'requirepass', DEFAULT_PW);
+    const common = { REVERB_SCALING_ENABLED: 'true', REDIS_HOST: undefined, REDIS_PORT: undefined };
+    // One node names the ACL user, its password and the database in REDIS_URL; the other the
+    // default user's password and the database in Laravel's separate variables.
+    nodes.push(await startRingcast({ workers: 2, env: { ...common, REDIS_URL: `redis://${USER}:${USER_PW}@127.0.0.1:${redis.port}/3` } }));
+    nodes.push(
+      await startRingcast({
+        workers: 2,
+        env: { ...common, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_PASSWORD: DEFAULT_PW, REDIS_DB: '3' },
+      }),
+    );
+  });
+  after(async () => {
+    for (const n of nodes) await n.stop();
+    if (redis) await redis.stop();
+  });
+
+  test('nodes join one cluster whose keys are in database 3, and never print a password', { timeout: 30_000 }, async () => {
+    assert.equal(nodes.length, 2, 'both nodes started');
+    const cleanups = [];
+    const defer = (f) => cleanups.push(f);
+    try {
+      const ids = nodes.map((n) => /ringcast node ([0-9a-f]{16}) joined the cluster on (\S+)/.exec(n.output()));
+      assert.ok(ids[0] && ids[1], nodes.map((n) => n.output()).join('\n'));
+      assert.equal(ids[0][2], `redis://${USER}@127.0.0.1:${redis.port}/3`);
+      assert.equal(ids[1][2], `redis://[password]@127.0.0.1:${redis.port}/3`);
+      for (const n of nodes) {
+        assert.doesNotMatch(n.output(), new RegExp(`${USER_PW}|${DEFAULT_PW}`), 'no password in the output');
+      }
+      // One cluster: a publish through the node of the default user reaches a subscriber of
+      // the node of the ACL user.
+      const ch = 'redis-auth-db';
+      const sub = await rawPusher(nodes[0], defer);
+      sub.subscribe(ch);
+      await sub.succeeded(ch);
+      await apiJson(sdkFor(nodes[1]).trigger(ch, 'hello', { n: 1 }));
+      assert.deepEqual(dataOf(await sub.event('hello', ch)), { n: 1 });
+      // Every key is in database 3, none in database 0.
+      const members = (await cli(3, 'SMEMBERS', 'reverb:nodes')).trim().split('\n').sort();
+      assert.deepEqual(members, [ids[0][1], ids[1][1]].sort());
+      const keys = (await cli(3, '--scan', '--pattern', 'reverb:*')).trim().split('\n');
+      assert.ok(keys.includes(`reverb:subs:${APP.id}:${ch}`), `the subscription's keys in database 3: ${keys}`);
+      assert.equal((await cli(0, 'DBSIZE')).trim(), '0', 'nothing in database 0');
+    } finally {
+      for (const f of cleanups.reverse()) await f();
+    }
+  });
+
+  test('a wrong password stops a node with one line that does not show it, and exit code 1', { timeout: 30_000 }, async () => {
+    const WRONG = 'not-the-pw-5d2a';
+    for (const env of [
+      { REDIS_URL: `redis://${USER}:${WRONG}@127.0.0.1:${redis.port}/3` },
+      { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), REDIS_PASSWORD: WRONG, REDIS_DB: '3' },
+    ]) {
+      const { code, output } = await startUntilExit({ REVERB_SCALING_ENABLED: 'true', ...env });
+      assert.equal(code, 1, output);
+      const lines = output.trim().split('\n');
+      assert.equal(lines.length, 1, `one line: ${output}`);
+      assert.match(lines[0], new RegExp(`^ringcast: cannot reach Redis at redis://(${USER}|\\[password\\])@127\\.0\\.0\\.1:${redis.port}/3: `));
+      assert.ok(!output.includes(WRONG), `the password is not shown: ${output}`);
     }
   });
 });

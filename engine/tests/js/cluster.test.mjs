@@ -4,13 +4,17 @@
 // one big server. Presence with numeric user ids through Laravel Echo 2.5.0 and pusher-js
 // 8.6.0, whispers, `toOthers()` (the SDK's socket_id), the query API asked on a third node,
 // sendToUser / terminate, watchlists, cache channels, subscription counts, max_connections,
-// exactly-once in-order delivery for publishers on every node to subscribers on every node, and
-// events posted one after the other through different nodes arriving in that order everywhere.
+// exactly-once in-order delivery for publishers on every node to subscribers on every node,
+// events posted one after the other through different nodes arriving in that order everywhere,
+// and batches and multi-channel triggers from two nodes at once arriving whole, in their order,
+// in one order on every connection of every node.
 // The failures (a node killed or frozen, Redis restarted or frozen) are cluster-faults.test.mjs.
 // With --dashboard, a signed stats watcher on one node is shown every node of the cluster with
 // its connections and lease age (a suite of its own, so no other test's clients are counted).
-// The interest-routing test prints Redis messages received per node per broadcast; the last
-// test puts tuning/nginx/ringcast-cluster.conf.template in front of the three nodes.
+// The interest-routing test prints Redis messages received per node per broadcast; it and the
+// next count the script calls (round trips) of a plain channel's join, publishes and leave and of
+// a presence channel's joins and leaves with MONITOR; the last test puts
+// tuning/nginx/ringcast-cluster.conf.template in front of the three nodes.
 
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
@@ -438,6 +442,79 @@ describe('a cluster of three nodes on one Redis', () => {
     }
   });
 
+  it('batches and multi-channel triggers from two nodes: each request whole, in its order, one order on every connection', async ({
+    nodes,
+    defer,
+  }) => {
+    const A = 'cluster-batch-a';
+    const B = 'cluster-batch-b';
+    // Two connections subscribed to both channels on every node (the publishing nodes
+    // included), and one subscribed to A only.
+    const both = [];
+    for (const n of nodes) {
+      for (const c of await rawPushers(n, defer, 2)) {
+        c.subscribe(A);
+        c.subscribe(B);
+        await c.succeeded(A);
+        await c.succeeded(B);
+        both.push(c);
+      }
+    }
+    const onlyA = await rawPusher(nodes[2], defer);
+    onlyA.subscribe(A);
+    await onlyA.succeeded(A);
+
+    // Two publishers, through nodes 0 and 1 at the same time, each posting its next request
+    // once the last was answered: batches of ten events over both channels in a mixed order,
+    // and events triggered on both channels at once. Every event is tagged with its publisher,
+    // its request and its place in the request.
+    const ROUNDS = 8;
+    const pattern = [A, B, B, A, A, B, A, B, B, A];
+    const sent = [[], []]; // per publisher: the requests, each the [channel, tag] of its events in order
+    await Promise.all(
+      [0, 1].map(async (p) => {
+        const sdk = sdkFor(nodes[p]);
+        for (let r = 0; r < ROUNDS; r++) {
+          await apiJson(sdk.triggerBatch(pattern.map((channel, i) => ({ channel, name: 'ev', data: { p, r: 2 * r, i } }))));
+          sent[p].push(pattern.map((channel, i) => [channel, `${p}/${2 * r}/${i}`]));
+          const multi = r % 2 ? [B, A] : [A, B];
+          await apiJson(sdk.trigger(multi, 'ev', { p, r: 2 * r + 1, i: 0 }));
+          sent[p].push(multi.map((channel) => [channel, `${p}/${2 * r + 1}/0`]));
+        }
+      }),
+    );
+    const perConnection = 2 * ROUNDS * (pattern.length + 2);
+    const received = (c) =>
+      c.frames.filter((f) => f.event === 'ev').map((f) => [f.channel, (({ p, r, i }) => `${p}/${r}/${i}`)(dataOf(f))]);
+    for (const c of both) await eventually(() => received(c).length >= perConnection, 'every event on every connection', STEP_TIMEOUT_MS * 2);
+    await sleep(QUIET_MS);
+
+    const key = ([channel, tag]) => `${channel}:${tag}`;
+    const first = received(both[0]);
+    for (const [k, c] of both.entries()) {
+      const got = received(c);
+      const where = `connection ${k} (node ${Math.floor(k / 2)})`;
+      assert.equal(got.length, perConnection, `${where}: no event missing, none twice`);
+      assert.equal(new Set(got.map(key)).size, perConnection, `${where}: no event twice`);
+      // Each request arrives whole (nothing of another request in between) and in its own
+      // order, across both channels; and each publisher's requests in the order it sent them.
+      const requests = [];
+      for (const e of got) {
+        const req = e[1].split('/').slice(0, 2).join('/');
+        if (requests.at(-1)?.req !== req) requests.push({ req, events: [] });
+        requests.at(-1).events.push(e);
+      }
+      for (const p of [0, 1]) {
+        const mine = requests.filter((q) => q.req.startsWith(`${p}/`)).map((q) => q.events);
+        assert.deepEqual(mine, sent[p], `${where}: publisher ${p}'s requests, each whole and in order`);
+      }
+      // Requests made at the same time through two nodes are in one order, the same everywhere.
+      assert.deepEqual(got, first, `${where}: the same order as connection 0`);
+    }
+    const gotA = received(onlyA);
+    assert.deepEqual(gotA, first.filter(([channel]) => channel === A), 'the A-only connection: every A event once, in the same order');
+  });
+
   it('interest routing: a channel on one node of three costs the other nodes nothing', async ({ nodes, redis, defer }) => {
     const ch = 'cluster-one-node-only';
     const sub = await rawPusher(nodes[0], defer);
@@ -466,6 +543,47 @@ describe('a cluster of three nodes on one Redis', () => {
     const calls = monitor.lines.filter((l) => l.includes('"EVALSHA"') && l.includes(`"${ch}"`) && !l.includes('lua]'));
     console.log(`round trips for this channel: ${calls.length} script calls for 1 join, ${N} publishes and 1 leave`);
     assert.equal(calls.length, N + 2, calls.slice(0, 5).join('\n'));
+  });
+
+  it('round trips: a presence join and a presence leave are one script call each, their member events included', async ({
+    nodes,
+    redis,
+    defer,
+  }) => {
+    const sdk = auth.sdk;
+    const ch = 'presence-cluster-round-trips';
+    const monitor = redis.monitor();
+    defer(() => monitor.stop());
+    await sleep(200);
+    // Script calls naming the channel, as MONITOR shows them (not the commands they ran).
+    const calls = () => monitor.lines.filter((l) => l.includes('"EVALSHA"') && l.includes(`"${ch}"`) && !l.includes('lua]'));
+    const watcher = await rawPusher(nodes[0], defer);
+    subscribePresence(watcher, sdk, ch, 70);
+    await watcher.succeeded(ch);
+    // User 71 on the two other nodes, twice on node 1: the first join is a member_added on
+    // node 0, the others are not.
+    const tabs = [];
+    for (const n of [nodes[1], nodes[2], nodes[1]]) {
+      const t = await rawPusher(n, defer);
+      subscribePresence(t, sdk, ch, 71);
+      await t.succeeded(ch);
+      tabs.push(t);
+    }
+    await watcher.event('pusher_internal:member_added', ch);
+    for (const t of tabs) t.unsubscribe(ch);
+    await watcher.event('pusher_internal:member_removed', ch);
+    watcher.unsubscribe(ch);
+    const JOINS = 4;
+    const LEAVES = 4;
+    await eventually(() => calls().length >= JOINS + LEAVES, 'a script call for every join and leave');
+    await sleep(QUIET_MS);
+    monitor.stop();
+    console.log(
+      `round trips for a presence channel with members on three nodes: ${calls().length} script calls for ${JOINS} joins and ${LEAVES} leaves`,
+    );
+    assert.equal(calls().length, JOINS + LEAVES, calls().join('\n'));
+    assert.equal(eventsOf(watcher, 'pusher_internal:member_added', ch).length, 1);
+    assert.equal(eventsOf(watcher, 'pusher_internal:member_removed', ch).length, 1);
   });
 
   it('behind the cluster nginx site, clients spread over the nodes and every one gets every publish', async ({

@@ -227,6 +227,7 @@ pub fn summary(ds: &[Delivery]) -> Vec<String> {
                 origin,
                 op,
                 msg: ShardMsg::Publish { frame, .. },
+                ..
             } => format!("{} #{op} from {origin}", event(frame)),
             Delivery::All(ShardMsg::ToUser { user, frame, .. }) => {
                 format!("to {user}: {}", event(frame))

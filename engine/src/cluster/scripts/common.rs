@@ -63,15 +63,13 @@ local function publish(app, ch, except, frame, skip)
     end
   end
 end
-local function publish_op(app, ch, except, frame, skip, op)
-  local here = false
-  for _, n in ipairs(interested(app, ch)) do
-    if n ~= skip then
-      xadd(n, 't', 'p', 'a', app, 'c', ch, 'x', except, 'f', frame, 'o', NODE, 'n', op)
-      if n == NODE then here = true end
-    end
+-- Item `item` of publish `op` to the nodes `to`; `last[n]` is the last item node n gets.
+local function publish_op(to, app, ch, except, frame, op, item, last)
+  for _, n in ipairs(to) do
+    local e = '0'
+    if last[n] == item then e = '1' end
+    xadd(n, 't', 'p', 'a', app, 'c', ch, 'x', except, 'f', frame, 'o', NODE, 'n', op, 'i', item, 'e', e)
   end
-  return here
 end
 local function wsframe(payload)
   local n = #payload
@@ -111,20 +109,27 @@ local function total(app, ch)
 end
 local THROTTLE_ABOVE = 100
 local THROTTLE_MS = 5000
+-- Publishes the count event of a channel when the node passed its JSON (pre is not ''),
+-- and returns the count.
 local function send_count(app, ch, pre, post)
   local t = total(app, ch)
-  if t > 0 then
+  if t > 0 and pre ~= '' then
     publish(app, ch, '', wsframe(pre .. string.format('%d', t) .. post), '')
   end
   return t
 end
-local function count(app, ch, pre, post)
-  if pre == '' then return nil end
+-- A channel's count changed: its count event when the app sends those (pre is not ''), and
+-- its count for the subscription_count webhook when `hook`, both under the one throttle.
+-- Returns nil when neither is wanted, false when throttled, else the count.
+local function count(app, ch, pre, post, hook)
+  if pre == '' and not hook then return nil end
   local field = app .. '\0' .. ch
   if total(app, ch) > THROTTLE_ABOVE then
     local k = P .. ':cthr:' .. app .. ':' .. ch
     if not redis.call('SET', k, '1', 'PX', THROTTLE_MS, 'NX') then
-      redis.call('HSET', P .. ':cdirty', field, pre .. '\0' .. post)
+      if pre ~= '' then
+        redis.call('HSET', P .. ':cdirty', field, pre .. '\0' .. post)
+      end
       return false
     end
   end
@@ -206,11 +211,15 @@ end
 local function watch_field(app, watched, watcher)
   return app .. '\0' .. cjson.encode({watched, watcher})
 end
+-- The app triples from `from` on: the app ids, and per app that counts its channels '1'
+-- (it sends count events, and its webhooks may want the counts) or 'h' (only its webhooks
+-- want them).
 local function app_list(from)
   local apps, sc = {}, {}
   for i = from, #ARGV, 3 do
     apps[#apps + 1] = ARGV[i]
-    if ARGV[i + 2] == '1' then sc[ARGV[i]] = true end
+    local c = ARGV[i + 2]
+    if c == '1' or c == 'h' then sc[ARGV[i]] = c end
   end
   return apps, sc
 end
@@ -320,8 +329,9 @@ end
 local function reap_step(n, events, sc, apps, drop_inbox, budget, hooks)
   local counted, left = reap_some(n, events, sc, budget, hooks)
   for _, c in ipairs(counted) do
-    local pre, post = count_parts(c[2])
-    local sent = count(c[1], c[2], pre, post)
+    local pre, post = '', ''
+    if sc[c[1]] == '1' then pre, post = count_parts(c[2]) end
+    local sent = count(c[1], c[2], pre, post, hooks ~= nil)
     if hooks and sent == false then
       redis.call('HSET', P .. ':whcd', c[1] .. '\0' .. c[2], '1')
       reaped_hook(hooks, 'd', c[1], c[2], '', '')

@@ -9,7 +9,8 @@
 /// JOIN: 4 app, 5 channel, 6 worker, 7 slot, 8 generation, 9 the join's number on its worker,
 /// 10 presence user id ('' for none), 11 user_info, 12 socket id, 13 max presence members,
 /// 14 '1' for a cache channel, 15 and 16 the `subscription_count` JSON around the number (''
-/// when off), 17 the `member_added` frame, 18 the webhooks the app wants ([`HOOK_FLAGS`]).
+/// when the app sends no count events; the count is still taken for the webhook when 18 has
+/// `n`), 17 the `member_added` frame, 18 the webhooks the app wants ([`HOOK_FLAGS`]).
 /// Answers the subscriber through this node's inbox (`t=ja`); returns 0 when a full presence
 /// channel refused the member, else 1, or `{1, webhook codes...}` ([`HOOK_CODES`]) when the
 /// join decided webhooks.
@@ -74,16 +75,16 @@ xadd(NODE, unpack(answer))
 if new_member then
   publish(app, ch, ARGV[12], ARGV[17], '')
 end
-local sent = count(app, ch, ARGV[15], ARGV[16])
+local sent = count(app, ch, ARGV[15], ARGV[16], has('n'))
 if has('n') then count_hook(out, app, ch, sent) end
 if #out == 1 then return 1 end
 return out
 "#;
 
 /// LEAVE: 4 app, 5 channel, 6 presence user id ('' for none), 7 the `member_removed` frame,
-/// 8 and 9 the `subscription_count` JSON around the number ('' when off), 10 the webhooks
-/// the app wants ([`HOOK_FLAGS`]). Returns 1, or `{1, webhook codes...}` ([`HOOK_CODES`])
-/// when the leave decided webhooks.
+/// 8 and 9 the `subscription_count` JSON around the number ('' when the app sends no count
+/// events), 10 the webhooks the app wants ([`HOOK_FLAGS`]). Returns 1, or `{1, webhook
+/// codes...}` ([`HOOK_CODES`]) when the leave decided webhooks.
 pub const LEAVE: &str = r#"
 local g = guard(ARGV[3])
 if g ~= 0 then return g end
@@ -126,7 +127,7 @@ end
 if has('o') and emptied then
   departure(out, P .. ':whv', field, 'v')
 end
-local sent = count(app, ch, ARGV[8], ARGV[9])
+local sent = count(app, ch, ARGV[8], ARGV[9], has('n'))
 if has('n') then count_hook(out, app, ch, sent) end
 if #out == 1 then return 1 end
 return out
@@ -188,14 +189,29 @@ pub const HOOK_CODES: &str = "oacVRvrnd";
 /// atomic and in order on every node. Every interested node's inbox gets the frame, this
 /// node's too (unless it already has it): the node's own subscribers take a publish in the
 /// order Redis ran it, like everyone else's, so publishes made one after the other through
-/// different nodes arrive in that order everywhere. The entries carry the origin node and the
-/// operation number, so a receiver drops a publish it already delivered (a publish sent again
-/// after Redis restarted empty). Returns 1 when this node's inbox got a copy (it has
-/// subscribers of a channel), else 0.
+/// different nodes arrive in that order everywhere. The entries carry the origin node, the
+/// operation number, the item's place in the request (`i`, from 0) and `e` '1' on the last
+/// item a node gets of it, so a receiver drops an item it already delivered (a publish sent
+/// again after Redis restarted empty) and delivers every item of a batch or multi-channel
+/// trigger. Returns 1 when this node's inbox got a copy (it has subscribers of a channel),
+/// else 0.
 pub const PUBLISH: &str = r#"
 local g = guard(ARGV[3])
 if g ~= 0 then return g end
 local here = 0
+local to, last = {}, {}
+for i = 4, #ARGV, 7 do
+  local item = (i - 4) / 7
+  local nodes = {}
+  for _, n in ipairs(interested(ARGV[i], ARGV[i + 1])) do
+    if ARGV[i + 6] ~= '1' or n ~= NODE then
+      nodes[#nodes + 1] = n
+      last[n] = item
+      if n == NODE then here = 1 end
+    end
+  end
+  to[item] = nodes
+end
 for i = 4, #ARGV, 7 do
   local app, ch, x, f, data, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   if ttl ~= '' then
@@ -203,9 +219,8 @@ for i = 4, #ARGV, 7 do
     redis.call('HSET', k, 'f', f, 'd', data)
     redis.call('PEXPIRE', k, ttl)
   end
-  local skip = ''
-  if ARGV[i + 6] == '1' then skip = NODE end
-  if publish_op(app, ch, x, f, skip, ARGV[3]) then here = 1 end
+  local item = (i - 4) / 7
+  publish_op(to[item], app, ch, x, f, ARGV[3], item, last)
 end
 return here
 "#;
