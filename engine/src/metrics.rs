@@ -15,7 +15,7 @@
 //! configuration, close codes, and the closed sets of `crate::stats::ops`: nothing a client
 //! sends becomes a label. With scaling on, the Redis link's figures (`crate::cluster::health`)
 //! are read from the atomics its two threads keep, and with webhooks configured, the senders'
-//! counters (`crate::stats::webhook_report`).
+//! counters of each app (`crate::stats::webhook_reports`).
 //!
 //! The listener serves one connection at a time, each with a 5-second read and write
 //! deadline, and closes it after the answer: Prometheus scrapes every few seconds at most,
@@ -190,7 +190,7 @@ impl Exporter {
             started: self.started,
             process,
             cluster,
-            webhooks: self.webhooks.as_deref().map(crate::stats::webhook_report),
+            webhooks: self.webhooks.as_deref().map(crate::stats::webhook_reports),
         }))
     }
 

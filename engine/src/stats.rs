@@ -23,9 +23,10 @@
 //! | `deliveries` | a channel publish or a user frame handed to a subscriber, in the fan-out |
 //! | `closes` | a connection starts closing, by close code; one that vanished without a close counts as 1006 |
 //!
-//! The webhook senders are threads of their own, not workers: their counters are atomics
-//! shared with the workers that queue events (`crate::webhook::Counters`), read all at once
-//! with [`webhook_report`]:
+//! The webhook senders are threads of their own, not workers: their counters are atomics,
+//! one set per app, shared with the workers that queue events (`crate::webhook::Counters`),
+//! read all at once with [`webhook_reports`] (per app) or [`webhook_report`] (every app's
+//! added up):
 //!
 //! | counter | counted where |
 //! |---|---|
@@ -124,19 +125,47 @@ pub struct WebhookReport {
     pub overflowed: u64,
 }
 
-/// The counters of `hooks` now.
-pub fn webhook_report(hooks: &crate::webhook::Webhooks) -> WebhookReport {
-    use std::sync::atomic::Ordering::Relaxed;
-    let c = hooks.counters();
-    WebhookReport {
-        queued: c.queued.load(Relaxed),
-        queue_depth: hooks.queue_depth(),
-        delivered: c.delivered.load(Relaxed),
-        requests: c.requests.load(Relaxed),
-        failures: c.failures.load(Relaxed),
-        dropped: c.dropped.load(Relaxed),
-        overflowed: c.overflowed.load(Relaxed),
+impl WebhookReport {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &WebhookReport) {
+        self.queued += other.queued;
+        self.queue_depth += other.queue_depth;
+        self.delivered += other.delivered;
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.dropped += other.dropped;
+        self.overflowed += other.overflowed;
     }
+}
+
+/// The counters of every app that has webhooks now, by app id, in app order.
+pub fn webhook_reports(hooks: &crate::webhook::Webhooks) -> Vec<(String, WebhookReport)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    hooks
+        .apps()
+        .map(|a| {
+            let c = a.counters;
+            let report = WebhookReport {
+                queued: c.queued.load(Relaxed),
+                queue_depth: a.queue_depth,
+                delivered: c.delivered.load(Relaxed),
+                requests: c.requests.load(Relaxed),
+                failures: c.failures.load(Relaxed),
+                dropped: c.dropped.load(Relaxed),
+                overflowed: c.overflowed.load(Relaxed),
+            };
+            (a.id.to_string(), report)
+        })
+        .collect()
+}
+
+/// The counters of `hooks` now, every app's added up.
+pub fn webhook_report(hooks: &crate::webhook::Webhooks) -> WebhookReport {
+    let mut total = WebhookReport::default();
+    for (_, r) in webhook_reports(hooks) {
+        total.add(&r);
+    }
+    total
 }
 
 /// One close, as the recent-closes list keeps it.

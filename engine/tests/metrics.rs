@@ -5,6 +5,8 @@
 mod support;
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ringcast_protocol::pusher::auth::channel_auth;
@@ -223,8 +225,12 @@ fn a_scrape_counts_what_the_clients_and_the_api_did() {
     let names = s.names();
     let mut read = 0;
     for name in grafana_series() {
-        // The cluster's series are checked on a cluster node (below).
-        if name.starts_with("ringcast_redis_") || name.starts_with("ringcast_cluster_") {
+        // The cluster's series are checked on a cluster node, the webhooks' on a server with
+        // webhooks (below).
+        if name.starts_with("ringcast_redis_")
+            || name.starts_with("ringcast_cluster_")
+            || name.starts_with("ringcast_webhook_")
+        {
             continue;
         }
         read += 1;
@@ -241,6 +247,72 @@ fn a_scrape_counts_what_the_clients_and_the_api_did() {
     assert_eq!(status, 200, "{head}");
     assert!(body.is_empty());
     assert_eq!(get(mport, "POST", "/metrics").0, 405);
+}
+
+#[test]
+fn a_client_that_never_answers_a_ping_is_counted_as_closed_with_4201() {
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let server = Server::start(
+        &["--workers", "2", "--metrics-addr", &maddr],
+        &[
+            ("REVERB_APP_PING_INTERVAL", "1"),
+            ("REVERB_APP_PONG_TIMEOUT", "3"),
+        ],
+    );
+    let (mut silent, _) = server.client();
+    let (mut answering, _) = server.client();
+    // One client answers every ping until the end of the test; the other never does.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answerer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            answering
+                .stream
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let mut pings = 0;
+            while !stop.load(Ordering::SeqCst) {
+                match answering.try_recv_timeout() {
+                    Some(Frame::Text(t)) if t.contains("pusher:ping") => {
+                        pings += 1;
+                        answering.send_json(json!({"event":"pusher:pong","data":{}}));
+                    }
+                    Some(Frame::Ping(p)) => answering.send_frame(true, 0xA, &p),
+                    Some(other) => panic!("the answering client got {other:?}"),
+                    None => {}
+                }
+            }
+            (answering, pings)
+        })
+    };
+    assert_eq!(silent.recv_event()["event"], "pusher:ping");
+    assert_eq!(silent.recv_close(), Some(4201));
+    drop(silent);
+
+    let app = [("app", APP_ID)];
+    scrape_until(mport, "the silent connection removed", |s| {
+        s.value("ringcast_connections", &app) == 1.0
+    });
+    let s = scrape(mport);
+    assert_eq!(s.value("ringcast_connections_opened_total", &app), 2.0);
+    assert_eq!(
+        s.value(
+            "ringcast_closes_total",
+            &[("app", APP_ID), ("code", "4201")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.samples("ringcast_closes").len(),
+        1,
+        "no other close code: {:?}",
+        s.samples("ringcast_closes")
+    );
+    // The answering client was pinged too, answered, and was never closed.
+    stop.store(true, Ordering::SeqCst);
+    let (_answering, pings) = answerer.join().unwrap();
+    assert!(pings >= 1, "the answering client was pinged too");
 }
 
 #[test]
@@ -285,21 +357,51 @@ fn webhook_senders_show_their_queue_and_failures() {
     );
     let (mut ws, _) = server.client();
     ws.subscribe("news");
+    let app = [("app", APP_ID)];
     scrape_until(mport, "a failed webhook attempt", |s| {
-        s.value("ringcast_webhook_failures_total", &[]) >= 1.0
+        s.value("ringcast_webhook_failures_total", &app) >= 1.0
     });
     let s = scrape(mport);
     assert_eq!(s.kind("ringcast_webhook_events_queued"), "counter");
     assert_eq!(s.kind("ringcast_webhook_queue_depth"), "gauge");
-    assert_eq!(s.value("ringcast_webhook_events_queued_total", &[]), 1.0);
-    assert_eq!(s.value("ringcast_webhook_events_delivered_total", &[]), 0.0);
-    assert_eq!(s.value("ringcast_webhook_requests_total", &[]), 0.0);
-    assert_eq!(s.value("ringcast_webhook_events_dropped_total", &[]), 0.0);
+    assert_eq!(s.value("ringcast_webhook_events_queued_total", &app), 1.0);
     assert_eq!(
-        s.value("ringcast_webhook_events_overflowed_total", &[]),
+        s.value("ringcast_webhook_events_delivered_total", &app),
         0.0
     );
-    assert!(s.value("ringcast_webhook_queue_depth", &[]) <= 1.0);
+    assert_eq!(s.value("ringcast_webhook_requests_total", &app), 0.0);
+    assert_eq!(s.value("ringcast_webhook_events_dropped_total", &app), 0.0);
+    assert_eq!(
+        s.value("ringcast_webhook_events_overflowed_total", &app),
+        0.0
+    );
+    assert!(s.value("ringcast_webhook_queue_depth", &app) <= 1.0);
+    // Every family has one sample, labelled with the app whose webhook it is.
+    let families: Vec<&String> = s
+        .families
+        .keys()
+        .filter(|n| n.starts_with("ringcast_webhook"))
+        .collect();
+    assert_eq!(families.len(), 7, "{families:?}");
+    for name in families {
+        let samples = s.samples(name);
+        assert_eq!(samples.len(), 1, "{name}: {samples:?}");
+        assert_eq!(
+            samples[0].labels.get("app").map(String::as_str),
+            Some(APP_ID),
+            "{name}: {samples:?}"
+        );
+    }
+    // Every webhook series the Grafana dashboard reads is one this scrape has.
+    let names = s.names();
+    let mut read = 0;
+    for name in grafana_series() {
+        if name.starts_with("ringcast_webhook_") {
+            read += 1;
+            assert!(names.contains(name.as_str()), "the dashboard reads {name}");
+        }
+    }
+    assert!(read >= 3, "the dashboard reads {read} webhook series");
     // Without webhooks there are no webhook families.
     let plain_port = free_port();
     let plain_addr = format!("127.0.0.1:{plain_port}");

@@ -297,6 +297,71 @@ fn subscription_count_webhooks_follow_the_count_events() {
 }
 
 #[test]
+fn subscription_count_webhooks_need_no_count_events() {
+    // The app sends no `pusher_internal:subscription_count`; its webhook still gets each count.
+    let mut sim = Sim::with(
+        2,
+        vec![app_with_hooks(&[EventKind::SubscriptionCount], false)],
+        Limits::default(),
+    );
+    let ch = sim.channel_owned_by("counted-", 0);
+    let a = sim.connect(1);
+    let b = sim.connect(0);
+    sim.subscribe(a, &ch);
+    sim.deliver_all();
+    sim.subscribe(b, &ch);
+    sim.deliver_all();
+    sim.unsubscribe(a, &ch);
+    sim.deliver_all();
+    assert_eq!(
+        sim.hook_log(),
+        [
+            format!("subscription_count {ch} 1"),
+            format!("subscription_count {ch} 2"),
+            format!("subscription_count {ch} 1"),
+        ]
+    );
+    for c in [a, b] {
+        assert!(
+            sim.events_named(c, "pusher_internal:subscription_count")
+                .is_empty(),
+            "no count event to a subscriber"
+        );
+    }
+}
+
+#[test]
+fn subscription_count_webhooks_alone_keep_the_throttle_of_large_channels() {
+    let mut sim = Sim::with(
+        1,
+        vec![app_with_hooks(&[EventKind::SubscriptionCount], false)],
+        Limits::default(),
+    );
+    let ch = sim.channel_owned_by("big-", 0);
+    let conns: Vec<_> = (0..102).map(|_| sim.connect(0)).collect();
+    for c in &conns {
+        sim.subscribe(*c, &ch);
+        sim.deliver_all();
+    }
+    // 1 to 100 go out one by one; above 100, a count within 5 s of the last one waits.
+    let log = sim.hook_log();
+    assert_eq!(log.len(), 100, "{log:?}");
+    assert_eq!(log[99], format!("subscription_count {ch} 100"));
+    sim.advance(4 * SEC);
+    assert_eq!(sim.hook_log().len(), 100, "held for the throttle interval");
+    sim.advance(SEC);
+    assert_eq!(
+        sim.hook_log()[100..],
+        [format!("subscription_count {ch} 102")],
+        "the latest count, once, when the interval passed"
+    );
+    assert!(
+        sim.events_named(conns[0], "pusher_internal:subscription_count")
+            .is_empty()
+    );
+}
+
+#[test]
 fn a_stopping_worker_sends_its_delayed_webhooks_at_once() {
     let mut sim = sim_all(1);
     let room = "presence-x";

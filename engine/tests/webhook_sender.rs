@@ -1,6 +1,7 @@
 //! The webhook senders against a receiver written here on a loopback socket: every event is
 //! delivered, given up or counted as overflowed, never lost without a count; retries reuse one
-//! kept-alive connection; the shutdown drains what is queued.
+//! kept-alive connection and wait the backoff between attempts; the shutdown drains what is
+//! queued, and counts what a receiver that never answers still holds.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,11 +27,13 @@ enum Reply {
     Hang,
 }
 
-/// What the receiver saw: each request's body, signature header, and the connection it came on.
+/// What the receiver saw: each request's body, signature header and arrival, and the
+/// connections they came on.
 #[derive(Default)]
 struct Seen {
     bodies: Vec<String>,
     signatures: Vec<String>,
+    arrivals: Vec<Instant>,
     connections: usize,
 }
 
@@ -82,6 +85,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Seen>, n: &AtomicUsize, answer: &Answer
             let mut s = seen.lock().unwrap();
             s.bodies.push(String::from_utf8(body).unwrap());
             s.signatures.push(signature);
+            s.arrivals.push(Instant::now());
         }
         match answer(n.fetch_add(1, Ordering::SeqCst)) {
             Reply::Status(code) => {
@@ -158,6 +162,12 @@ fn failures_are_retried_on_one_kept_alive_connection_and_signed_as_sent() {
         s.connections, 1,
         "keep-alive: every request on one connection"
     );
+    // The first request's three attempts: 0.5 s, then 1 s between them.
+    let gaps: Vec<Duration> = s.arrivals[..3].windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[0] >= Duration::from_millis(500) && gaps[1] >= Duration::from_millis(1000),
+        "{gaps:?}"
+    );
 }
 
 #[test]
@@ -171,15 +181,36 @@ fn a_full_queue_counts_what_it_refuses_and_shutdown_counts_what_is_left() {
     assert!(r.overflowed >= 16, "{r:?}");
     assert!(r.queue_depth <= 3, "{r:?}");
     wait_for("a timed-out attempt", &h, |r| r.failures >= 1);
-    let t = Instant::now();
     h.shutdown(Instant::now() + Duration::from_millis(500));
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     let r = webhook_report(&h);
     assert_eq!(r.delivered, 0);
     assert_eq!(
         r.delivered + r.dropped + r.overflowed,
         20,
         "every event is delivered, given up or overflowed: {r:?}"
+    );
+}
+
+#[test]
+fn a_request_still_waiting_for_its_receiver_at_the_deadline_counts_as_dropped() {
+    // The receiver never answers and the request's timeout (10 s) outlasts the shutdown's:
+    // the shutdown leaves the sender behind and counts its events itself.
+    let (url, seen) = receiver(Box::new(|_| Reply::Hang));
+    let h = hooks(&url, 10, 10_000);
+    for i in 0..5 {
+        h.emit(AppIdx(0), occupied(i));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().bodies.is_empty() {
+        assert!(Instant::now() < deadline, "the first request never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.shutdown(Instant::now() + Duration::from_millis(300));
+    let r = webhook_report(&h);
+    assert_eq!(
+        (r.delivered, r.dropped, r.overflowed),
+        (0, 5, 0),
+        "the request in flight and the four queued behind it: {r:?}"
     );
 }
 

@@ -436,13 +436,19 @@ impl Encoder {
     }
 
     /// The app triples of HEARTBEAT, REGISTER and GOODBYE: each app's id, this node's open
-    /// connections to it, and whether it sends `subscription_count`.
+    /// connections to it, and how it counts subscriptions: '1' it sends `subscription_count`
+    /// events, 'h' only its webhooks want the counts, '0' neither.
     pub fn app_triples(&self, c: &mut redis::Cmd) {
         for i in 0..self.apps.len() {
             let app = self.apps.get(AppIdx(i as u32));
-            c.arg(&app.cfg.id)
-                .arg(app.local_connections())
-                .arg(if app.cfg.subscription_count { "1" } else { "0" });
+            let counts = if app.cfg.subscription_count {
+                "1"
+            } else if app.wants(crate::webhook::EventKind::SubscriptionCount) {
+                "h"
+            } else {
+                "0"
+            };
+            c.arg(&app.cfg.id).arg(app.local_connections()).arg(counts);
         }
     }
 

@@ -63,8 +63,9 @@ pub struct Input<'a> {
     pub process: Process,
     /// The cluster link's figures, when scaling is on.
     pub cluster: Option<ClusterInput>,
-    /// The webhook senders' counters, when an app has webhooks.
-    pub webhooks: Option<crate::stats::WebhookReport>,
+    /// The webhook senders' counters of each app that has webhooks, by app id; `None`
+    /// when no app has any.
+    pub webhooks: Option<Vec<(String, crate::stats::WebhookReport)>>,
 }
 
 /// The scrape's text.

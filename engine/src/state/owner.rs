@@ -10,7 +10,8 @@
 //!
 //! The same decisions give the app's webhooks (`crate::webhook`) their events, as
 //! [`Effect::Hook`]s: `channel_occupied` with a channel's first subscription, `member_added`
-//! with a user's first connection, `subscription_count` with the count event, `cache_miss`
+//! with a user's first connection, `subscription_count` with each count (under the count
+//! event's throttle, whether or not the app sends that event to its subscribers), `cache_miss`
 //! with a join that misses the cache (once a [`CACHE_MISS_EVERY`] per channel). `channel_vacated`
 //! and `member_removed` are kept for [`DELAY`](crate::webhook::DELAY) and sent by [`Owner::tick`] once it has passed,
 //! unless a join brought the channel or the user back meanwhile: the pending event is then
@@ -508,17 +509,23 @@ impl Owner {
     }
 
     /// Publishes `pusher_internal:subscription_count` for a changed channel when the app
-    /// enables it, throttled on large channels.
+    /// enables it, and decides its `subscription_count` webhook when the app's webhooks want
+    /// it; throttled on large channels.
     fn count_changed(&mut self, app: AppIdx, channel: &Channel, now: Instant) {
         if let Some(frame) = self.count_frame(app, channel, now) {
             self.publish(app, channel, frame, None);
         }
     }
 
-    /// The `pusher_internal:subscription_count` frame due for a changed channel, if the app
-    /// enables it and it is not throttled (it then counts as sent).
+    /// The count of a changed channel, unless it is throttled (it then counts as sent): the
+    /// `subscription_count` webhook when the app's webhooks want it, and the
+    /// `pusher_internal:subscription_count` frame returned when the app sends those to its
+    /// subscribers. Either goes without the other, under the one throttle.
     fn count_frame(&mut self, app: AppIdx, channel: &Channel, now: Instant) -> Option<Bytes> {
-        if !self.apps.get(app).cfg.subscription_count {
+        let a = self.apps.get(app);
+        let frames = a.cfg.subscription_count;
+        let hook = a.wants(EventKind::SubscriptionCount);
+        if !frames && !hook {
             return None;
         }
         let facts = self.channels[app.0 as usize].get_mut(channel)?;
@@ -539,18 +546,21 @@ impl Owner {
         if count == 0 {
             return None;
         }
-        let frame = ServerEvent::SubscriptionCount {
-            channel: channel.as_str(),
-            count,
+        if hook {
+            let channel = channel.clone();
+            self.hook(
+                app,
+                EventKind::SubscriptionCount,
+                Hook::SubscriptionCount { channel, count },
+            );
         }
-        .to_frame();
-        let channel = channel.clone();
-        self.hook(
-            app,
-            EventKind::SubscriptionCount,
-            Hook::SubscriptionCount { channel, count },
-        );
-        Some(frame)
+        frames.then(|| {
+            ServerEvent::SubscriptionCount {
+                channel: channel.as_str(),
+                count,
+            }
+            .to_frame()
+        })
     }
 
     /// The periodic step: sends the throttled subscription counts and the delayed webhooks

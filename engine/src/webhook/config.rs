@@ -179,9 +179,12 @@ const OWN_HEADERS: [&str; 4] = [
     "content-length",
 ];
 
-/// Checks one webhook; `counts` says whether its app sends `subscription_count`, without which
-/// there is no count to report.
-pub fn check(w: &WebhookConfig, counts: bool) -> Result<(), Invalid> {
+/// Checks one webhook.
+///
+/// Every event type stands on its own: `subscription_count` needs no app setting, since the
+/// channel's owner counts subscriptions anyway and decides the webhook whether or not the app
+/// also sends `pusher_internal:subscription_count` to its subscribers (`crate::state::Owner`).
+pub fn check(w: &WebhookConfig) -> Result<(), Invalid> {
     let bad = |key, expected: &str, value: &str| Invalid {
         key,
         expected: expected.to_string(),
@@ -200,24 +203,12 @@ pub fn check(w: &WebhookConfig, counts: bool) -> Result<(), Invalid> {
             "[]",
         ));
     }
-    for name in &w.event_types {
-        match EventKind::parse(name) {
-            None => {
-                return Err(bad(
-                    "event_types",
-                    &format!("one of {}", EventKind::names()),
-                    name,
-                ));
-            }
-            Some(EventKind::SubscriptionCount) if !counts => {
-                return Err(bad(
-                    "event_types",
-                    "without subscription_count unless the app sets subscription_count = true",
-                    name,
-                ));
-            }
-            Some(_) => {}
-        }
+    if let Some(name) = w.event_types.iter().find(|n| EventKind::parse(n).is_none()) {
+        return Err(bad(
+            "event_types",
+            &format!("one of {}", EventKind::names()),
+            name,
+        ));
     }
     for (name, value) in &w.headers {
         let lower = name.to_ascii_lowercase();
@@ -275,14 +266,8 @@ mod tests {
 
     #[test]
     fn urls_and_event_types_are_checked() {
-        assert!(
-            check(
-                &hook("http://127.0.0.1:9000/hook", &["channel_occupied"]),
-                false
-            )
-            .is_ok()
-        );
-        assert!(check(&hook("https://example.com", &["client_event"]), false).is_ok());
+        assert!(check(&hook("http://127.0.0.1:9000/hook", &["channel_occupied"])).is_ok());
+        assert!(check(&hook("https://example.com", &["client_event"])).is_ok());
         for url in [
             "",
             "ftp://example.com/x",
@@ -290,30 +275,32 @@ mod tests {
             "http://",
             "http:// x",
         ] {
-            let e = check(&hook(url, &["channel_occupied"]), false).unwrap_err();
+            let e = check(&hook(url, &["channel_occupied"])).unwrap_err();
             assert_eq!(e.key, "url", "{url}");
         }
-        let e = check(&hook("http://h", &["channel_ocupied"]), false).unwrap_err();
+        let e = check(&hook("http://h", &["channel_ocupied"])).unwrap_err();
         assert_eq!(
             (e.key, e.value.as_str()),
             ("event_types", "channel_ocupied")
         );
-        assert!(check(&hook("http://h", &[]), false).is_err());
-        assert!(check(&hook("http://h", &["subscription_count"]), false).is_err());
-        assert!(check(&hook("http://h", &["subscription_count"]), true).is_ok());
+        assert!(check(&hook("http://h", &[])).is_err());
+        // Every type, subscription_count included, with no app setting beside it.
+        let every: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+        assert!(check(&hook("http://h", &every)).is_ok());
+        assert!(check(&hook("http://h", &["subscription_count"])).is_ok());
     }
 
     #[test]
     fn own_headers_and_ranges_are_refused() {
         let mut w = hook("http://h", &["cache_miss"]);
         w.headers.insert("X-Pusher-Signature".into(), "x".into());
-        assert_eq!(check(&w, false).unwrap_err().key, "headers");
+        assert_eq!(check(&w).unwrap_err().key, "headers");
         let mut w = hook("http://h", &["cache_miss"]);
         w.timeout_ms = 0;
-        assert_eq!(check(&w, false).unwrap_err().key, "timeout_ms");
+        assert_eq!(check(&w).unwrap_err().key, "timeout_ms");
         let mut w = hook("http://h", &["cache_miss"]);
         w.batch.max_events = 0;
-        assert_eq!(check(&w, false).unwrap_err().key, "batch.max_events");
+        assert_eq!(check(&w).unwrap_err().key, "batch.max_events");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `channel_occupied`, `channel_vacated` | the channel's owner (`crate::state::Owner`): first subscription, last one gone |
 //! | `member_added`, `member_removed` | the channel's owner: a user's first connection in it, their last one gone |
-//! | `subscription_count` | the channel's owner, when it sends `pusher_internal:subscription_count` (same throttle) |
+//! | `subscription_count` | the channel's owner, with each change of the count, under the throttle of `pusher_internal:subscription_count`; the webhook does not need the app to send that event to its subscribers (`subscription_count = true`), nor the event the webhook |
 //! | `cache_miss` | the channel's owner, when it answers a join with `pusher:cache_miss`, at most once a second per channel |
 //! | `client_event` | the sender's shard (`crate::state::Shard`), once the event passed every rule |
 //!
@@ -190,8 +190,8 @@ impl Hook {
     }
 }
 
-/// The webhook counters, shared by the workers and the sender threads; `crate::stats` reads
-/// them.
+/// One app's webhook counters, shared by the workers and that app's sender threads;
+/// `crate::stats` reads them.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Events handed to a webhook's queue.
@@ -206,8 +206,6 @@ pub struct Counters {
     pub dropped: AtomicU64,
     /// Events refused because their webhook's queue was full.
     pub overflowed: AtomicU64,
-    /// When overflow was last logged, in milliseconds since `start`.
-    logged_at: AtomicU64,
 }
 
 /// One webhook at run time: its filter and its queue.
@@ -217,21 +215,55 @@ struct Target {
     tx: Sender<sender::Queued>,
 }
 
+/// One webhook's sender thread, as the shutdown sees it.
+struct Running {
+    thread: JoinHandle<()>,
+    url: String,
+    /// Its queue, for the events left in it.
+    queue: crossbeam_channel::Receiver<sender::Queued>,
+    /// The events it holds outside the queue.
+    held: Arc<sender::Held>,
+    /// Its app's counters.
+    counters: Arc<Counters>,
+}
+
+/// One app's webhooks and their counters.
+struct AppHooks {
+    /// The app's id when the senders started: the `app` label of its metrics.
+    id: String,
+    targets: Vec<Target>,
+    counters: Arc<Counters>,
+}
+
+/// One app's webhook senders, as a reader of the counters sees them.
+#[derive(Debug)]
+pub struct AppView<'a> {
+    /// The app's id.
+    pub id: &'a str,
+    pub counters: &'a Counters,
+    /// Events waiting in the app's webhook queues now.
+    pub queue_depth: u64,
+}
+
 /// Every app's webhooks: what the workers hand events to.
 pub struct Webhooks {
     /// Per app (by index), its webhooks.
-    apps: Vec<Vec<Target>>,
-    counters: Arc<Counters>,
+    apps: Vec<AppHooks>,
     start: Instant,
+    /// When overflow was last logged, in milliseconds since `start`.
+    logged_at: AtomicU64,
     stop: Mutex<Option<Sender<()>>>,
     deadline: Arc<Mutex<Option<Instant>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Vec<Running>>,
 }
 
 impl std::fmt::Debug for Webhooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhooks")
-            .field("webhooks", &self.apps.iter().map(Vec::len).sum::<usize>())
+            .field(
+                "webhooks",
+                &self.apps.iter().map(|a| a.targets.len()).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -246,13 +278,13 @@ pub fn unix_ms() -> u64 {
 impl Webhooks {
     /// Starts a sender thread for every webhook of `apps`; `None` when no app has one.
     pub fn start(apps: &Apps) -> std::io::Result<Option<Arc<Webhooks>>> {
-        let counters = Arc::new(Counters::default());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let deadline = Arc::new(Mutex::new(None));
         let mut threads = Vec::new();
         let mut targets = Vec::with_capacity(apps.len());
         for i in 0..apps.len() {
             let app = apps.get(AppIdx(i as u32));
+            let counters = Arc::new(Counters::default());
             let mut list = Vec::new();
             for (n, w) in app.cfg.webhooks.iter().enumerate() {
                 let (tx, rx) = crossbeam_channel::bounded(w.max_queue);
@@ -260,31 +292,40 @@ impl Webhooks {
                     w,
                     &app.cfg.key,
                     &app.cfg.secret,
-                    rx,
+                    rx.clone(),
                     stop_rx.clone(),
                     deadline.clone(),
                     counters.clone(),
                 );
-                threads.push(
-                    std::thread::Builder::new()
+                let held = s.held();
+                threads.push(Running {
+                    thread: std::thread::Builder::new()
                         .name(format!("ringcast-hook{i}.{n}"))
                         .spawn(move || s.run())?,
-                );
+                    url: w.url.clone(),
+                    queue: rx,
+                    held,
+                    counters: counters.clone(),
+                });
                 list.push(Target {
                     mask: w.mask(),
                     filter: w.filter.clone(),
                     tx,
                 });
             }
-            targets.push(list);
+            targets.push(AppHooks {
+                id: app.cfg.id.clone(),
+                targets: list,
+                counters,
+            });
         }
         if threads.is_empty() {
             return Ok(None);
         }
         Ok(Some(Arc::new(Webhooks {
             apps: targets,
-            counters,
             start: Instant::now(),
+            logged_at: AtomicU64::new(0),
             stop: Mutex::new(Some(stop_tx)),
             deadline,
             threads: Mutex::new(threads),
@@ -294,12 +335,12 @@ impl Webhooks {
     /// Hands `hook` to every webhook of `app` that wants it. Never waits: a full queue counts
     /// the event as overflowed.
     pub fn emit(&self, app: AppIdx, hook: Hook) {
-        let Some(targets) = self.apps.get(app.0 as usize) else {
+        let Some(app) = self.apps.get(app.0 as usize) else {
             return;
         };
         let bit = hook.kind().bit();
         let at_ms = unix_ms();
-        for t in targets {
+        for t in &app.targets {
             if t.mask & bit == 0 || !t.filter.matches(hook.channel()) {
                 continue;
             }
@@ -309,44 +350,49 @@ impl Webhooks {
             };
             match t.tx.try_send(q) {
                 Ok(()) => {
-                    self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                    app.counters.queued.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(TrySendError::Full(_)) => self.overflowed(),
+                Err(TrySendError::Full(_)) => self.overflowed(app),
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
     }
 
-    fn overflowed(&self) {
-        let total = self.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
+    fn overflowed(&self, app: &AppHooks) {
+        let total = app.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
         let now = self.start.elapsed().as_millis() as u64;
-        let last = self.counters.logged_at.load(Ordering::Relaxed);
+        let last = self.logged_at.load(Ordering::Relaxed);
         if (last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_millis() as u64)
             && self
-                .counters
                 .logged_at
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
             tracing::warn!(
+                app = %app.id,
                 overflowed_total = total,
                 "a webhook queue is full (its receiver is slow or down); events past max_queue are dropped"
             );
         }
     }
 
-    /// The counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    /// Events waiting in every webhook's queue now.
-    pub fn queue_depth(&self) -> u64 {
-        self.apps.iter().flatten().map(|t| t.tx.len() as u64).sum()
+    /// The counters and queue depth of every app that has webhooks, in app order.
+    pub fn apps(&self) -> impl Iterator<Item = AppView<'_>> {
+        self.apps
+            .iter()
+            .filter(|a| !a.targets.is_empty())
+            .map(|a| AppView {
+                id: &a.id,
+                counters: &a.counters,
+                queue_depth: a.targets.iter().map(|t| t.tx.len() as u64).sum(),
+            })
     }
 
     /// Sends what is queued until `deadline`, then stops every sender thread (what is still
-    /// pending then is counted as dropped) and waits for them.
+    /// pending then is counted as dropped) and waits for them, half a second past `deadline`
+    /// at most: a thread still waiting for its receiver then (a request begun before the
+    /// shutdown, with a longer timeout) is left behind, and its events, the request's and the
+    /// queue's, are counted as dropped and logged here.
     pub fn shutdown(&self, deadline: Instant) {
         if let Ok(mut d) = self.deadline.lock() {
             *d = Some(deadline);
@@ -359,12 +405,26 @@ impl Webhooks {
             .lock()
             .map(|mut t| std::mem::take(&mut *t))
             .unwrap_or_default();
-        for t in threads {
-            while !t.is_finished() && Instant::now() < deadline + Duration::from_millis(500) {
+        for r in threads {
+            while !r.thread.is_finished() && Instant::now() < deadline + Duration::from_millis(500)
+            {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            if t.is_finished() {
-                let _ = t.join();
+            if r.thread.is_finished() {
+                let _ = r.thread.join();
+                continue;
+            }
+            if !r.held.settle() {
+                continue;
+            }
+            let left = r.held.take() + r.queue.len() as u64;
+            if left > 0 {
+                r.counters.dropped.fetch_add(left, Ordering::Relaxed);
+                tracing::warn!(
+                    url = %r.url,
+                    events = left,
+                    "webhook events not sent before the shutdown deadline"
+                );
             }
         }
     }

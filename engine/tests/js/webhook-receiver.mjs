@@ -2,11 +2,13 @@
 // Pusher server SDKs' own validation, the npm `pusher` package's `webhook().isValid()` and the
 // PyPI `pusher` package's `validate_webhook` (webhook-validator.py, in the virtualenv that
 // .ci/test makes), each also with a wrong secret, which must refuse it. It can answer 500 to
-// the first N requests, or hang (never answer) while told to, to test retries and timeouts.
+// the first N requests, hang (never answer) while told to, to test retries and timeouts, or
+// hold its answers until released, so that a test knows what its sender queued meanwhile.
 //
 // `events` are the events of the requests it answered 200, in arrival order, each with the
 // arrival time (`at`, ms) and the request's `time_ms`; `requests` every request with both
-// SDKs' verdicts.
+// SDKs' verdicts; `hanging()` the requests it never answered whose connection is still open
+// (the sender is still waiting for them).
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -70,6 +72,14 @@ export async function startReceiver(app) {
     /** While true, requests get no answer (until the client gives up). */
     hang: false,
     hung: [],
+    /** While true, requests wait for `release()` before they are answered. */
+    hold: false,
+  };
+  const held = [];
+  /** Answers the held requests (in arrival order) and stops holding. */
+  r.release = () => {
+    r.hold = false;
+    for (const go of held.splice(0)) go();
   };
   const server = http.createServer((req, res) => {
     const chunks = [];
@@ -96,8 +106,15 @@ export async function startReceiver(app) {
       r.requests.push(entry);
       if (r.hang) {
         entry.status = 'hung';
+        // Whether the sender still holds the connection: read when asked, since the sender
+        // may have given up while the request was being validated.
+        Object.defineProperty(entry, 'open', { enumerable: true, get: () => !req.socket.destroyed });
         r.hung.push(res);
         return;
+      }
+      if (r.hold) {
+        entry.status = 'held';
+        await new Promise((go) => held.push(go));
       }
       if (r.failNext > 0) {
         r.failNext--;
@@ -116,6 +133,8 @@ export async function startReceiver(app) {
   r.url = `http://127.0.0.1:${port}/pusher/webhook`;
   /** The events of `name` (and channel) answered so far. */
   r.named = (name, channel) => r.events.filter((e) => e.name === name && (channel === undefined || e.channel === channel));
+  /** The requests left unanswered whose connection the sender still holds open. */
+  r.hanging = () => r.requests.filter((q) => q.status === 'hung' && q.open);
   /** Waits until `pred(events)` holds. */
   r.until = (pred, what, ms) => eventually(() => pred(r.events), what, ms);
   /** Every request so far passed both SDKs, and a wrong secret passed neither. */
@@ -127,6 +146,7 @@ export async function startReceiver(app) {
     }
   };
   r.stop = async () => {
+    r.release();
     for (const res of r.hung) res.destroy();
     server.closeAllConnections?.();
     await new Promise((resolve) => server.close(resolve));

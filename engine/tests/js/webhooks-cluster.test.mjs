@@ -1,8 +1,9 @@
 // Webhooks from a cluster of three ringcast nodes on one Redis: each webhook is sent once per
 // cluster, by the node whose Redis script decided its fact, whichever nodes the clients are on;
 // the 3-second delay of channel_vacated / member_removed is cancelled by a return on any
-// node; a node killed with SIGKILL has its departures sent by the survivor that reaps it.
-// Every request is validated by both Pusher SDKs (see webhook-receiver.mjs).
+// node; a node killed with SIGKILL has its departures, and the count its subscriptions leave,
+// sent by the survivor that reaps it. Every request is validated by both Pusher SDKs (see
+// webhook-receiver.mjs).
 
 import assert from 'node:assert/strict';
 import { after, describe } from 'node:test';
@@ -91,6 +92,7 @@ describe('webhooks from a three-node cluster', async () => {
     again.ws.close();
     await receiver.until((e) => lines(e, ch).includes('channel_vacated'), 'channel_vacated', 8000);
     assert.deepEqual(lines(receiver.events, ch), ['channel_occupied', 'member_added r', 'member_removed r', 'channel_vacated']);
+    receiver.assertAllValid();
   });
 
   it('client_event once, cache_miss once for simultaneous subscribers on three nodes', async ({ nodes, defer }) => {
@@ -118,29 +120,43 @@ describe('webhooks of a node killed with SIGKILL', async () => {
     workers: 2,
     timeout: 60_000,
     env: { RINGCAST_NODE_TIMEOUT: String(NODE_TIMEOUT) },
-    apps: [defaultApp({ webhooks: [{ url: receiver.url, event_types: ALL.filter((t) => t !== 'subscription_count') }] })],
+    // Every event type, and no `subscription_count` setting: the counts go to the webhook only.
+    apps: [defaultApp({ webhooks: [{ url: receiver.url, event_types: ALL }] })],
   });
 
-  it('the survivor that reaps it sends member_removed and channel_vacated once, after the delay', async ({ nodes, defer }) => {
+  it('the survivor that reaps it sends member_removed and channel_vacated once, after the delay, and the count', async ({ nodes, defer }) => {
     const [a, b] = nodes;
     const room = 'presence-cl-kill';
     const lonely = 'cl-kill-lonely';
+    const shared = 'cl-kill-shared';
     await subscriber(a, defer, room, 'w');
     await subscriber(b, defer, room, 'k'); // only on the node that dies
     await subscriber(b, defer, lonely);
-    await receiver.until((e) => lines(e, room).includes('member_added k') && lines(e, lonely).includes('channel_occupied'), 'arrivals');
+    const stays = await subscriber(a, defer, shared);
+    await receiver.until((e) => lines(e, shared).includes('subscription_count 1'), 'the first count');
+    await subscriber(b, defer, shared);
+    await receiver.until(
+      (e) => lines(e, room).includes('member_added k') && lines(e, lonely).includes('subscription_count 1') && lines(e, shared).includes('subscription_count 2'),
+      'arrivals',
+    );
     const killedAt = Date.now();
     b.signal('SIGKILL');
     await b.exited();
     const wait = (NODE_TIMEOUT + 3 + 4) * 1000;
-    await receiver.until((e) => lines(e, room).includes('member_removed k') && lines(e, lonely).includes('channel_vacated'), 'departures', wait);
+    await receiver.until(
+      (e) => lines(e, room).includes('member_removed k') && lines(e, lonely).includes('channel_vacated') && lines(e, shared).length >= 4,
+      'departures',
+      wait,
+    );
     const removed = receiver.named('member_removed', room)[0];
     const took = (removed.at - killedAt) / 1000;
     console.log(`a SIGKILLed node's member_removed webhook came ${took.toFixed(1)} s after the kill (node timeout ${NODE_TIMEOUT} s + 3 s delay)`);
     assert.ok(took >= 2.9, `after the reap and its 3 s delay: ${took} s`);
     await sleep(QUIET_MS);
     assert.deepEqual(unordered(lines(receiver.events, room), 1, 3), ['channel_occupied', 'member_added k', 'member_added w', 'member_removed k']);
-    assert.deepEqual(lines(receiver.events, lonely), ['channel_occupied', 'channel_vacated']);
+    assert.deepEqual(lines(receiver.events, lonely), ['channel_occupied', 'subscription_count 1', 'channel_vacated']);
+    assert.deepEqual(lines(receiver.events, shared), ['channel_occupied', 'subscription_count 1', 'subscription_count 2', 'subscription_count 1']);
+    assert.equal(stays.count((m) => m.event === 'pusher_internal:subscription_count'), 0, 'no count event to a subscriber');
     receiver.assertAllValid();
   });
 });

@@ -3,8 +3,9 @@
 //! and the goodbye.
 //!
 //! Three of them take the app table as triples from a fixed argument on: app id, this node's
-//! open connections to it, and '1' when the app sends `subscription_count` (the reaper builds
-//! the counts of a dead node's channels itself).
+//! open connections to it, and '1' when the app sends `subscription_count` events, 'h' when
+//! only its webhooks want the counts, '0' otherwise (the reaper builds the counts of a dead
+//! node's channels itself).
 
 /// REGISTER: 3 the epoch this node knows ('' for none), 4 a fresh epoch to use if Redis has
 /// none, 5 the operation number to start from, 6 the lease in milliseconds, 7 '1' to start
