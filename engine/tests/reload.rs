@@ -1,7 +1,7 @@
 //! Reload without restart: SIGHUP reads the config file again. Apps added, removed (4001),
-//! disabled (4003) and changed (secret, origins) take effect without touching the other
-//! apps' connections; an invalid file is refused with one line and the running
-//! configuration stays.
+//! disabled (4003) and changed (secret, origins, limits: `max_connections`,
+//! `max_message_size`) take effect without touching the other apps' connections; an invalid
+//! file is refused with one line and the running configuration stays.
 
 mod support;
 
@@ -158,6 +158,92 @@ fn sighup_applies_app_changes_and_refuses_an_invalid_file() {
     // d's connection lived through all of it.
     assert_eq!(trigger(&server, "d", "secret-d"), 200);
     assert_eq!(d.recv_event()["event"], "ev");
+}
+
+/// A `pusher:ping` whose text is `len` bytes long (padded in its data), answered with a pong.
+fn ping_of(len: usize) -> String {
+    let head = r#"{"event":"pusher:ping","data":{"pad":""#;
+    let tail = r#""}}"#;
+    format!("{head}{}{tail}", "x".repeat(len - head.len() - tail.len()))
+}
+
+/// Sends a `len`-byte ping and says whether it was answered with a pong.
+fn pong_for(ws: &mut Ws, len: usize) -> bool {
+    ws.send_text(&ping_of(len));
+    ws.recv_event()["event"] == "pusher:pong"
+}
+
+/// A connection of app `id` refused for its app's `max_connections`.
+fn refused_over_quota(server: &Server, id: &str) {
+    let (mut ws, ev) = connect(server, id, None);
+    assert_eq!(ev["event"], "pusher:error", "{ev}");
+    assert!(ev.to_string().contains("4004"), "{ev}");
+    assert_eq!(ws.recv_close(), Some(4004));
+}
+
+#[test]
+fn sighup_changes_an_app_limit_without_touching_the_other_apps_connections() {
+    let dir = std::env::temp_dir().join(format!("ringcast-reload-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ringcast.toml");
+    let write = |text: &str| std::fs::write(&file, text).unwrap();
+    write(&[app("a", "max_connections = 1"), app("b", "")].concat());
+    let file_arg = file.to_string_lossy().to_string();
+    let server = Server::start_full(
+        &["--workers", "2", "--config", &file_arg],
+        &[("RINGCAST_LOG", "info")],
+        false,
+        true,
+    );
+    let mut a1 = subscribed(&server, "a");
+    let mut b1 = subscribed(&server, "b");
+    refused_over_quota(&server, "a");
+    assert!(pong_for(&mut a1, 200), "200 bytes are within a's 10,000");
+
+    // a: three connections, messages of at most 100 bytes; b unchanged.
+    write(
+        &[
+            app("a", "max_connections = 3\nmax_message_size = 100"),
+            app("b", ""),
+        ]
+        .concat(),
+    );
+    sighup(&server);
+    let line = logged(&server, "configuration reloaded");
+    assert!(line.contains("changed=\"a\""), "only a changed: {line}");
+    // The new quota: two more connections of a, then 4004.
+    let mut a2 = subscribed(&server, "a");
+    let _a3 = subscribed(&server, "a");
+    refused_over_quota(&server, "a");
+    // A connection's largest message is fixed when it opens: a2 has the new 100 bytes, a1
+    // keeps the 10,000 it opened with.
+    a2.send_text(&ping_of(200));
+    assert_eq!(a2.recv_close(), Some(1009));
+    assert!(pong_for(&mut a1, 200), "a1 keeps the limit it opened with");
+    assert!(pong_for(&mut a1, 100));
+    // b's connection saw nothing of it, and b's limits are its own.
+    assert_eq!(trigger(&server, "b", "secret-b"), 200);
+    let ev = b1.recv_event();
+    assert_eq!(
+        (ev["event"].as_str(), ev["channel"].as_str()),
+        (Some("ev"), Some("news")),
+        "{ev}"
+    );
+    assert!(pong_for(&mut b1, 200));
+    let (mut b2, ev) = connect(&server, "b", None);
+    assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
+    assert!(pong_for(&mut b2, 5_000), "b's 10,000 bytes are untouched");
+
+    // Lowered again to one: the open connections of a stay and still get what is published;
+    // new ones are refused.
+    write(&[app("a", "max_connections = 1"), app("b", "")].concat());
+    sighup(&server);
+    logged(&server, "configuration reloaded");
+    refused_over_quota(&server, "a");
+    assert_eq!(trigger(&server, "a", "secret-a"), 200);
+    assert_eq!(a1.recv_event()["event"], "ev");
+    assert_eq!(trigger(&server, "b", "secret-b"), 200);
+    assert_eq!(b1.recv_event()["event"], "ev");
 }
 
 #[test]

