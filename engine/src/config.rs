@@ -287,6 +287,7 @@ struct FileConfig {
     auth_timestamp_skew_secs: Option<u64>,
     max_outbound_bytes: Option<usize>,
     max_mesh_bytes: Option<usize>,
+    send_buffer_bytes: Option<usize>,
     handshake_timeout_ms: Option<u64>,
     scaling: Option<ScalingLayer>,
     metrics_addr: Option<String>,
@@ -432,6 +433,7 @@ impl Config {
             auth_timestamp_skew_secs,
             max_outbound_bytes,
             max_mesh_bytes,
+            send_buffer_bytes,
             handshake_timeout_ms,
         );
         self.apps = file.apps;
@@ -475,6 +477,10 @@ impl Config {
         }
         if let Some(v) = vars.get("RINGCAST_MAX_MESH_BYTES") {
             self.limits.max_mesh_bytes = parse(v, "RINGCAST_MAX_MESH_BYTES", "a size in bytes")?;
+        }
+        if let Some(v) = vars.get("RINGCAST_SEND_BUFFER_BYTES") {
+            self.limits.send_buffer_bytes =
+                parse(v, "RINGCAST_SEND_BUFFER_BYTES", "a size in bytes")?;
         }
         if let Some(v) = vars.get("RINGCAST_SHUTDOWN_TIMEOUT") {
             self.shutdown_timeout =

@@ -71,6 +71,8 @@ pub async fn accept_loop(worker: Rc<RefCell<Worker>>, listener: TcpListener) {
         match accepted {
             Ok((stream, _)) => {
                 sys::set_nodelay(stream.as_raw_fd());
+                let send_buffer = worker.borrow().shared.config.limits.send_buffer_bytes;
+                sys::set_send_buffer(stream.as_raw_fd(), send_buffer);
                 if let Some(io) = transport(&worker, &stream) {
                     monoio::spawn(connection(worker.clone(), Rc::new(stream), io));
                 }

@@ -95,6 +95,42 @@ pub fn set_nodelay(fd: RawFd) {
     set_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one);
 }
 
+/// Caps the kernel's send buffer of a connection at `bytes`, as `ss -tm` shows it (`tb`).
+///
+/// Without a cap Linux grows a TCP socket's send buffer on its own up to `tcp_wmem`'s maximum
+/// (4 MiB by default), so a subscriber that stops reading could hold megabytes of the host's
+/// memory in the kernel before its out-queue even starts to fill. Linux doubles the value
+/// given to `SO_SNDBUF` to make room for its own bookkeeping, so half of `bytes` is asked for;
+/// it also caps the request at `net.core.wmem_max`. Setting it turns autotuning off for this
+/// socket.
+pub fn set_send_buffer(fd: RawFd, bytes: usize) {
+    let half = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
+    set_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &half);
+}
+
+/// The socket's send buffer size as the kernel keeps it (`SO_SNDBUF`); 0 on error.
+pub fn send_buffer(fd: RawFd) -> usize {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live locals; `len` says `value`'s size, and the kernel
+    // writes at most that many bytes through the first pointer and the actual size through
+    // the second.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        0
+    } else {
+        usize::try_from(value).unwrap_or(0)
+    }
+}
+
 /// Sets one socket option. Errors are ignored: every caller's option is an optimisation or
 /// concerns a connection that is being dropped, and an invalid descriptor only yields one.
 fn set_option<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
@@ -285,6 +321,18 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn the_send_buffer_is_capped_at_what_is_asked_for() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let fd = server.as_raw_fd();
+        set_send_buffer(fd, 64 * 1024);
+        assert_eq!(send_buffer(fd), 64 * 1024);
+        set_send_buffer(fd, 16 * 1024);
+        assert_eq!(send_buffer(fd), 16 * 1024);
+    }
 
     #[test]
     fn sendv_and_recv_move_bytes_without_blocking() {

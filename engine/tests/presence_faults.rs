@@ -16,46 +16,7 @@ use ringcast_protocol::pusher::auth::channel_auth;
 use serde_json::json;
 use support::*;
 
-/// The server socket's send queue (server `port` to the client's `client_port`) and the
-/// client socket's receive queue, in bytes, from `/proc/net/tcp`.
-fn kernel_queues(port: u16, client_port: u16) -> (u64, u64) {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let local = |p: u16| format!("0100007F:{p:04X}");
-    let (mut tx, mut rx) = (0, 0);
-    for line in table.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (t, r) = f[4].split_once(':').unwrap();
-        if f[1] == local(port) && f[2] == local(client_port) {
-            tx = u64::from_str_radix(t, 16).unwrap();
-        } else if f[1] == local(client_port) && f[2] == local(port) {
-            rx = u64::from_str_radix(r, 16).unwrap();
-        }
-    }
-    (tx, rx)
-}
-
 const MEMBERS: usize = 25;
-
-/// A Pusher client whose socket has a 4 KiB receive buffer, so that what the server sends it
-/// fills the kernel quickly once it stops reading.
-fn small_window_client(port: u16) -> (Ws, String) {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    sock.connect(&addr.into()).unwrap();
-    let mut stream: std::net::TcpStream = sock.into();
-    let path = format!("/app/{APP_KEY}?protocol=7&client=js&version=8.6.0&flash=false");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut ws = Ws::from_stream(stream);
-    let ev = ws.recv_event();
-    assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
-    let data: serde_json::Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
-    (ws, data["socket_id"].as_str().unwrap().to_string())
-}
 
 fn join(ws: &mut Ws, sid: &str, user: &str, info: &str) {
     let data = json!({"user_id": user, "user_info": {"bio": info}}).to_string();

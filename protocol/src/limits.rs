@@ -64,6 +64,12 @@ pub struct Limits {
     /// than the workers for longer is told so (the HTTP API answers 503) instead of growing
     /// the server's memory.
     pub max_mesh_bytes: usize,
+    /// Bytes the kernel may hold in one connection's send buffer (`SO_SNDBUF`, as `ss -tm`
+    /// shows it). Default 64 KiB: hundreds of broadcast frames, so a subscriber that reads
+    /// keeps up as before, while one that stops reading holds at most this much of the host's
+    /// kernel memory beside its out-queue (`max_outbound_bytes`) before it is closed with 4100,
+    /// instead of the megabytes Linux's autotuning would give it.
+    pub send_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -89,6 +95,7 @@ impl Default for Limits {
             max_outbound_bytes: 1024 * 1024,
             handshake_timeout_ms: 10_000,
             max_mesh_bytes: 64 * 1024 * 1024,
+            send_buffer_bytes: 64 * 1024,
         }
     }
 }

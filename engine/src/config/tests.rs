@@ -131,6 +131,8 @@ fn every_numeric_setting_refuses_zero_and_nonsense_naming_itself() {
         ),
         ("max_outbound_bytes = 0", "", "max_outbound_bytes"),
         ("max_mesh_bytes = 0", "", "max_mesh_bytes"),
+        ("send_buffer_bytes = 4096", "", "send_buffer_bytes"),
+        ("send_buffer_bytes = 1073741824", "", "send_buffer_bytes"),
         ("max_request_size = 0", "", "max_request_size"),
         ("max_request_head = 0", "", "max_request_head"),
         ("max_request_head = 100", "", "max_request_head"),
@@ -213,7 +215,8 @@ fn every_limit_is_a_toml_key() {
         max_channels_per_connection = 501\nmax_presence_members = 101\n\
         max_user_info_bytes = 2001\nmax_user_id_len = 129\nmax_watchlist = 61\n\
         client_events_per_second = 21\nauth_timestamp_skew_secs = 301\n\
-        max_outbound_bytes = 3000001\nmax_mesh_bytes = 5000001\nhandshake_timeout_ms = 7001\n\
+        max_outbound_bytes = 3000001\nmax_mesh_bytes = 5000001\nsend_buffer_bytes = 32768\n\
+        handshake_timeout_ms = 7001\n\
         write_timeout_ms = 6001";
     let cfg = load_file("limits", top, "max_message_size = 20001").unwrap();
     let expected = Limits {
@@ -237,6 +240,7 @@ fn every_limit_is_a_toml_key() {
         max_outbound_bytes: 3_000_001,
         handshake_timeout_ms: 7001,
         max_mesh_bytes: 5_000_001,
+        send_buffer_bytes: 32768,
     };
     // Every value above differs from its default, so each key is seen to arrive.
     assert_eq!(cfg.limits, expected);
@@ -304,9 +308,50 @@ fn the_dashboard_is_off_unless_a_layer_turns_it_on() {
     assert!(!env_wins.dashboard, "the environment beats the file");
 }
 
+/// An app with a webhook of every event type, and nothing else: no `subscription_count`
+/// setting beside the webhook's.
+const EVERY_EVENT_EXAMPLE: &str = r#"[[apps]]
+id = "1001"
+key = "app-key"
+secret = "app-secret"
+
+[[apps.webhooks]]
+url = "http://127.0.0.1:9000/pusher/webhook"
+event_types = ["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count"]
+"#;
+
+#[test]
+fn a_webhook_of_every_event_type_needs_no_other_setting() {
+    let dir = tmpdir("every-event");
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, EVERY_EVENT_EXAMPLE).unwrap();
+    let flags = Overrides {
+        config_file: Some(file.to_string_lossy().into()),
+        ..Overrides::default()
+    };
+    let cfg = Config::load(&flags, &dir, &HashMap::new()).unwrap();
+    assert_eq!(cfg.apps.len(), 1);
+    let app = &cfg.apps[0];
+    assert_eq!(
+        (app.id.as_str(), app.key.as_str(), app.secret.as_str()),
+        ("1001", "app-key", "app-secret")
+    );
+    assert!(
+        !app.subscription_count,
+        "subscribers get no count events unless asked"
+    );
+    assert_eq!(app.webhooks.len(), 1);
+    assert_eq!(app.webhooks[0].url, "http://127.0.0.1:9000/pusher/webhook");
+    let apps = crate::app::Apps::new(&cfg.apps);
+    let a = apps.by_id("1001").unwrap();
+    for kind in crate::webhook::EventKind::ALL {
+        assert!(a.wants(kind), "{kind:?}");
+    }
+}
+
 #[test]
 fn webhooks_are_an_array_of_tables_under_each_app() {
-    // The issue's example, as written, plus every optional key.
+    // A webhook of every event type, and one with every optional key.
     let app = r#"
 [[apps.webhooks]]
 url = "http://127.0.0.1:9000/pusher/webhook"
@@ -321,7 +366,7 @@ batch = { enabled = true, window_ms = 100, max_events = 50 }
 timeout_ms = 2000
 max_queue = 10
 "#;
-    let cfg = load_file("webhooks", "", &format!("subscription_count = true\n{app}")).unwrap();
+    let cfg = load_file("webhooks", "", app).unwrap();
     let hooks = &cfg.apps[0].webhooks;
     assert_eq!(hooks.len(), 2);
     assert_eq!(hooks[0].event_types.len(), 7);
@@ -355,10 +400,6 @@ fn webhook_mistakes_are_one_line_naming_the_setting() {
         (
             "url = \"http://h/\"\nevent_types = [\"channel_vacate\"]",
             "webhooks[0].event_types of app \"1\" must be one of channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, subscription_count, got \"channel_vacate\"",
-        ),
-        (
-            "url = \"http://h/\"\nevent_types = [\"subscription_count\"]",
-            "webhooks[0].event_types of app \"1\" must be without subscription_count unless the app sets subscription_count = true",
         ),
         (
             "url = \"http://h/\"\nevent_types = []",

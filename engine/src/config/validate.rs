@@ -35,6 +35,13 @@ const MAX_HEADERS: u64 = 1024;
 /// Smallest request head: a browser's upgrade request is several hundred bytes.
 const MIN_REQUEST_HEAD: u64 = 1024;
 
+/// Smallest send buffer: Linux's own floor (`SOCK_MIN_SNDBUF`), below which it raises the
+/// value anyway.
+const MIN_SEND_BUFFER: u64 = 4608;
+/// Largest send buffer: far past what any subscriber needs; the kernel caps it at twice
+/// `net.core.wmem_max` in any case.
+const MAX_SEND_BUFFER: u64 = 256 << 20;
+
 const ANY: RangeInclusive<u64> = 1..=u64::MAX;
 
 /// One setting's value and the range it must be in.
@@ -109,6 +116,13 @@ impl Config {
                 l.max_mesh_bytes,
                 ANY,
                 "at least 1 byte",
+            ),
+            rule(
+                "send_buffer_bytes",
+                Some("RINGCAST_SEND_BUFFER_BYTES"),
+                l.send_buffer_bytes,
+                MIN_SEND_BUFFER..=MAX_SEND_BUFFER,
+                "from 4608 bytes to 256 MiB",
             ),
             rule(
                 "max_request_size",
@@ -272,7 +286,7 @@ impl Config {
                 check(r, format!(" of app {:?}", app.id), vars)?;
             }
             for (n, w) in app.webhooks.iter().enumerate() {
-                if let Err(bad) = crate::webhook::config::check(w, app.subscription_count) {
+                if let Err(bad) = crate::webhook::config::check(w) {
                     let mut name = format!("webhooks[{n}].{} of app {:?}", bad.key, app.id);
                     let env = match bad.key {
                         "url" => "RINGCAST_WEBHOOK_URL",
