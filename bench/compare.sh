@@ -8,7 +8,8 @@
 #
 # BASELINE is a git revision (built into a temporary worktree once, then reused) or the path of
 # an earlier `ringcast` binary. --short runs every scenario once at smoke size (a CI check that
-# the script and both servers work; its figures mean nothing). --metrics starts this build with
+# the script and both servers work; its figures mean nothing). The script exits 1 when a run
+# failed one of the generator's checks (loss, duplicates, order, ...) or gave no figure. --metrics starts this build with
 # `--metrics-addr` and scrapes its /metrics once a second while the generator runs (fifteen
 # times Prometheus' default rate); with this build's own binary as BASELINE it measures what
 # serving metrics costs. --tls starts this build with a certificate (an ECDSA P-256 one signed by
@@ -37,6 +38,7 @@ SHORT=0
 METRICS=0
 TLS=0
 BASELINE=""
+FAILED=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift 2 ;;
@@ -140,7 +142,7 @@ run_one() {
   # shellcheck disable=SC2046
   "$BENCH_BIN" $(scenario_args "$scenario") "${urls[@]}" \
     --pid "$pid" --quiet --json "$json" >"$OUT/bench.log" 2>&1 ||
-    echo "  ($label $scenario round $round: the generator reported a failed check; see $OUT/bench.log)"
+    { echo "  ($label $scenario round $round: the generator reported a failed check; see $OUT/bench.log)"; FAILED=1; }
   # The server's CPU time (user + system, clock ticks) over the whole run: per delivery it is
   # less disturbed by other work on the machine than the rate is.
   awk '{print $14 + $15}' "/proc/$pid/stat" >"$OUT/$scenario.$label.$round.cpu" 2>/dev/null || true
@@ -168,7 +170,7 @@ for scenario in "${list[@]}"; do
       run_one "$label" "$bin" "$scenario" "$round"
     done
   done
-  BENCH_DIR="$ROOT/bench" PYTHONDONTWRITEBYTECODE=1 python3 - "$OUT" "$scenario" "$(scenario_figures "$scenario")" <<'PY'
+  if BENCH_DIR="$ROOT/bench" PYTHONDONTWRITEBYTECODE=1 python3 - "$OUT" "$scenario" "$(scenario_figures "$scenario")" <<'PY'
 import glob, os, statistics, sys
 sys.path.insert(0, os.environ['BENCH_DIR'])
 from figures import value
@@ -187,6 +189,7 @@ def figure(path, name):
         return ticks * TICK_US / done if done else None
     return value(path, name)
 
+missing = False
 for name in figures:
     vals = {}
     for label in ('current', 'baseline'):
@@ -194,14 +197,21 @@ for name in figures:
         vals[label] = [v for v in got if v is not None]
     if not vals['current'] or not vals['baseline']:
         print(f'{scenario:10} {name:28} no figure (see the reports in {out})')
+        missing = True
         continue
     cur, base = statistics.median(vals['current']), statistics.median(vals['baseline'])
     ratio = cur / base if base else float('nan')
     runs = lambda v: ' '.join(f'{x:.6g}' for x in v)
     print(f'{scenario:10} {name:28} this {cur:12.6g}  baseline {base:12.6g}  ratio {ratio:6.3f}'
           f'   (runs: {runs(vals["current"])} | {runs(vals["baseline"])})')
+sys.exit(3 if missing else 0)
 PY
+  then :; else FAILED=1; fi
 done
 if [[ $METRICS == 1 ]]; then
   echo "scrapes answered by this build during the runs: $(cat "$OUT"/scrapes.* 2>/dev/null | wc -l)"
+fi
+if [[ $FAILED == 1 ]]; then
+  echo "a run failed a check or gave no figure: the ratios above are incomplete" >&2
+  exit 1
 fi

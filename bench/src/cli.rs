@@ -151,6 +151,12 @@ pub struct IdleArgs {
     /// Initial read buffer per connection in bytes.
     #[arg(long, default_value_t = 512)]
     pub read_buffer: usize,
+    /// Join presence channels instead of public ones: connection i joins
+    /// `presence-bench-{i mod channels}` as user i, signed with the app's secret as an auth
+    /// endpoint signs it. A presence channel takes 100 distinct users by default
+    /// (`max_presence_members`): give `--channels` at least connections / 100.
+    #[arg(long)]
+    pub presence: bool,
 }
 
 /// `connect`.
@@ -271,9 +277,15 @@ pub struct SlowArgs {
     /// `RINGCAST_MAX_OUTBOUND_BYTES`): the memory bound is derived from it.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_outbound_bytes: u64,
+    /// The kernel send buffer of each of the server's sockets (ringcast's
+    /// `RINGCAST_SEND_BUFFER_BYTES`, default 64 KiB); 0 for a server that leaves it to the
+    /// kernel's autotuning, which grows it up to `tcp_wmem`'s largest size.
+    #[arg(long, default_value_t = 64 << 10)]
+    pub send_buffer_bytes: u64,
     /// Flood bytes after which a stalled client reads again, like a phone back from a tunnel
-    /// (0: only once the flood is over) [default: the outbound bound + the kernel's largest
-    /// send buffer (`tcp_wmem`) + 64 KiB, the most the server could hold before closing it].
+    /// (0: only once the flood is over) [default: the outbound bound + the server's send
+    /// buffer (`--send-buffer-bytes`, or `tcp_wmem`'s largest for 0) + 64 KiB, the most the
+    /// server could hold before closing it].
     #[arg(long)]
     pub stall_bytes: Option<u64>,
 }

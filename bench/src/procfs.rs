@@ -1,4 +1,6 @@
 //! Memory figures from `/proc`: a process's resident memory and the kernel's socket memory.
+//! The send-side memory of one server's own sockets comes from `ss` (iproute2's socket
+//! statistics over netlink), which `/proc` does not give per socket.
 //!
 //! `VmRSS` is everything resident, `VmHWM` its highest value as of the last unmapping; `RssAnon` is the heap and stacks, the part that grows per
 //! connection in user space (`RssFile` is the mapped binary and libraries). `/proc/net/sockstat`
@@ -94,6 +96,42 @@ fn page_size() -> u64 {
     4096
 }
 
+/// Bytes queued for sending in the kernel (`wmem_queued`, `ss -tm`'s `w`) on every connected
+/// TCP socket whose local port is one of `ports`: on a loopback run, the send side of the
+/// server's own sockets, which is its share of `/proc/net/sockstat`'s total (the other share
+/// is the clients' receive buffers). `None` when `ss` cannot be run.
+pub fn send_queued(ports: &[u16]) -> Option<u64> {
+    if ports.is_empty() {
+        return None;
+    }
+    let filter = ports
+        .iter()
+        .map(|p| format!("sport = :{p}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let out = std::process::Command::new("ss")
+        .args(["-tmnH", "state", "connected"])
+        .arg(format!("( {filter} )"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| sum_wmem_queued(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Adds up the `w` fields of every `skmem:(...)` in `ss -m` output.
+pub fn sum_wmem_queued(text: &str) -> u64 {
+    text.split("skmem:(")
+        .skip(1)
+        .filter_map(|rest| {
+            let fields = &rest[..rest.find(')')?];
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix('w').and_then(|v| v.parse::<u64>().ok()))
+        })
+        .sum()
+}
+
 /// The largest send buffer the kernel grows a TCP socket to (the last `tcp_wmem` field).
 pub fn tcp_wmem_max() -> Option<u64> {
     parse_last_field(&fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").ok()?)
@@ -136,6 +174,14 @@ pub fn machine() -> Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wmem_queued_is_summed_over_sockets() {
+        let text = "ESTAB 0 0 127.0.0.1:8092 127.0.0.1:40000\n\t skmem:(r0,rb131072,t0,tb65536,f0,w66304,o0,bl0,d0)\n\
+                    ESTAB 0 0 127.0.0.1:8092 127.0.0.1:40002 skmem:(r0,rb131072,t0,tb65536,f4096,w1280,o0,bl0,d0)\n";
+        assert_eq!(sum_wmem_queued(text), 66304 + 1280);
+        assert_eq!(sum_wmem_queued(""), 0);
+    }
 
     #[test]
     fn tcp_wmem_last_field_is_the_max() {

@@ -54,6 +54,9 @@ pub struct Sample {
     /// Buffer memory of every TCP socket on the host (bytes, `/proc/net/sockstat`): where
     /// data a client has not read yet waits once the server has handed it to the kernel.
     pub kernel_tcp: Option<u64>,
+    /// Send-side kernel memory of the server's own sockets (bytes, `ss -tm`'s `wmem_queued`
+    /// summed over the sockets on the server's ports), where the scenario tracks it.
+    pub server_send_buffers: Option<u64>,
 }
 
 /// Everything a run reports.

@@ -182,6 +182,9 @@ pub struct Monitor {
     last_ops: u64,
     /// Expected connections (for the progress line).
     pub target_connections: u64,
+    /// The server's ports whose sockets' send-side kernel memory each sample records; empty
+    /// for none (listing thousands of sockets each second costs the run some CPU).
+    pub send_buffer_ports: Vec<u16>,
 }
 
 impl Monitor {
@@ -196,6 +199,7 @@ impl Monitor {
             next_sample,
             last_ops: 0,
             target_connections: 0,
+            send_buffer_ports: Vec::new(),
         }
     }
 
@@ -254,6 +258,7 @@ impl Monitor {
             connections: open,
             server_rss: self.server_memory().map(|m| m.rss),
             kernel_tcp: procfs::sockstat().map(|s| s.tcp_mem_bytes),
+            server_send_buffers: procfs::send_queued(&self.send_buffer_ports),
             ..Sample::default()
         };
         self.last_ops = ops;

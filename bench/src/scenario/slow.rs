@@ -10,14 +10,16 @@
 //! A client that never reads again cannot learn how it was closed, and a server must not wait
 //! for it forever: ringcast resets a closing connection that has taken nothing for 5 seconds.
 //! So by default each stalled client reads again once the flood has sent it more than the
-//! server could possibly hold for it (the configured queue bound plus the kernel's largest
-//! send buffer), like a phone back from a tunnel, and reports how the server ended it: 4100.
+//! server could possibly hold for it (the configured queue bound plus its socket's send
+//! buffer), like a phone back from a tunnel, and reports how the server ended it: 4100.
 //! With `--stall-bytes 0` they stay stalled until the flood is over, and the check is only
 //! that the server let go of every one of them.
 //!
 //! The memory bound a configuration implies is the server's memory before the flood plus, per
 //! connection, the queue bound and one frame. Broadcast frames are shared between queues, so
-//! ringcast stays far below it; the kernel's socket buffers are reported beside it.
+//! ringcast stays far below it; the kernel's socket buffers are reported beside it, for the
+//! whole host (both ends of every loopback connection) and for the send side of the server's
+//! own sockets alone.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -43,9 +45,13 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
     let total = stalled + readers;
     // A channel event frame: the payload plus the JSON envelope and the frame header.
     let frame_bytes = args.payload as u64 + 128;
-    let stall_bytes = args.stall_bytes.unwrap_or_else(|| {
-        args.max_outbound_bytes + procfs::tcp_wmem_max().unwrap_or(4 << 20) + (64 << 10)
-    });
+    let send_buffer = match args.send_buffer_bytes {
+        0 => procfs::tcp_wmem_max().unwrap_or(4 << 20),
+        n => n,
+    };
+    let stall_bytes = args
+        .stall_bytes
+        .unwrap_or(args.max_outbound_bytes + send_buffer + (64 << 10));
     let mut fleet = Fleet::for_app(common, total + 1, 1, args.payload, 4096)?;
     if stall_bytes > 0 {
         // Counted in payload bytes, which are fewer than frame bytes: never early.
@@ -70,6 +76,15 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
         window: args.window * readers as u64,
     }];
     let (rx, mut monitor) = launch(&fleet, common, subs, pubs, total)?;
+    // The server's own share of the kernel's socket memory: the send side of its sockets, on
+    // the ports the clients reach it at (a loopback run only: on another host, `ss` here
+    // sees the clients' ends).
+    let target = &fleet.target;
+    monitor.send_buffer_ports = (0..target.nodes())
+        .map(|n| target.ws_for(n))
+        .filter(|e| e.is_loopback())
+        .map(|e| e.addr.port())
+        .collect();
     let rss_before = monitor.server_memory();
     let run_start = monotonic_ns();
     shared.set_phase(Phase::Run);
@@ -97,6 +112,7 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
     report.param("window", args.window);
     report.param("duration_s", duration);
     report.param("max_outbound_bytes", args.max_outbound_bytes);
+    report.param("send_buffer_bytes", args.send_buffer_bytes);
     report.param("stall_bytes", stall_bytes);
     let delivered = c.ops.load(Ordering::SeqCst);
     let published = c.published.load(Ordering::SeqCst);
@@ -159,6 +175,23 @@ pub fn run(args: &SlowArgs) -> Result<Report, BenchError> {
     if let (Some(lo), Some(hi)) = (tcp.clone().min(), tcp.max()) {
         report.metric("kernel_tcp_buffers_min", mib(lo), "MiB (whole host)");
         report.metric("kernel_tcp_buffers_peak", mib(hi), "MiB (whole host)");
+    }
+    if let Some(peak) = monitor
+        .samples
+        .iter()
+        .filter_map(|s| s.server_send_buffers)
+        .max()
+    {
+        report.metric(
+            "server_send_buffers_peak",
+            mib(peak),
+            "MiB (send side of the server's sockets, ss -tm)",
+        );
+        report.metric(
+            "server_send_buffers_peak_per_stalled_client",
+            peak as f64 / stalled.max(1) as f64,
+            "bytes",
+        );
     }
     let i = report_deliveries(&mut report, &outs, &fleet.published, "readers end-to-end");
     let outcome = format!(
