@@ -152,11 +152,16 @@ fn closed_by_peer(e: &std::io::Error) -> bool {
 
 /// A server with a 64 KiB queue bound and its only subscriber of `flood`, after flooding the
 /// channel with 8 KB events until the server gave up on that subscriber, which never read (it
-/// leaves the channel the moment the server starts closing it with 4100).
+/// leaves the channel the moment the server starts closing it with 4100). The server's send
+/// buffers are 4 MiB, so that the kernel holds megabytes for the subscriber behind its close
+/// frame, more than its own receive buffer takes.
 fn abandoned_subscriber() -> (Server, Ws) {
     let server = Server::start(
         &["--workers", "1"],
-        &[("RINGCAST_MAX_OUTBOUND_BYTES", "65536")],
+        &[
+            ("RINGCAST_MAX_OUTBOUND_BYTES", "65536"),
+            ("RINGCAST_SEND_BUFFER_BYTES", "4194304"),
+        ],
     );
     let (mut client, _) = server.client();
     client.subscribe("flood");
