@@ -13,6 +13,28 @@ fn app(id: &str, extra: &str) -> String {
     format!("[[apps]]\nid = \"{id}\"\nkey = \"key-{id}\"\nsecret = \"secret-{id}\"\n{extra}\n")
 }
 
+/// A config file of its own for the test `name`, holding `text`.
+fn config_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringcast-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ringcast.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// A server of two workers on `file` (and no app of the environment), logging at info, with
+/// `env` on top.
+fn start_on(file: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let file_arg = file.to_string_lossy().to_string();
+    let env = [&[("RINGCAST_LOG", "info")], env].concat();
+    Server::start_full(
+        &["--workers", "2", "--config", &file_arg],
+        &env,
+        false,
+        true,
+    )
+}
+
 fn connect(server: &Server, id: &str, origin: Option<&str>) -> (Ws, serde_json::Value) {
     let path = format!("/app/key-{id}?protocol=7&client=js&version=8.6.0");
     let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
@@ -70,18 +92,12 @@ fn logged(server: &Server, what: &str) -> String {
 
 #[test]
 fn sighup_applies_app_changes_and_refuses_an_invalid_file() {
-    let dir = std::env::temp_dir().join(format!("ringcast-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ringcast.toml");
-    let write = |text: &str| std::fs::write(&file, text).unwrap();
-    write(&[app("a", ""), app("b", ""), app("c", "")].concat());
-    let file_arg = file.to_string_lossy().to_string();
-    let server = Server::start_full(
-        &["--workers", "2", "--config", &file_arg],
-        &[("RINGCAST_LOG", "info")],
-        false,
-        true,
+    let file = config_file(
+        "reload",
+        &[app("a", ""), app("b", ""), app("c", "")].concat(),
     );
+    let write = |text: &str| std::fs::write(&file, text).unwrap();
+    let server = start_on(&file, &[]);
     let mut a = subscribed(&server, "a");
     let mut b = subscribed(&server, "b");
     let mut c = subscribed(&server, "c");
@@ -183,18 +199,12 @@ fn refused_over_quota(server: &Server, id: &str) {
 
 #[test]
 fn sighup_changes_an_app_limit_without_touching_the_other_apps_connections() {
-    let dir = std::env::temp_dir().join(format!("ringcast-reload-limit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ringcast.toml");
-    let write = |text: &str| std::fs::write(&file, text).unwrap();
-    write(&[app("a", "max_connections = 1"), app("b", "")].concat());
-    let file_arg = file.to_string_lossy().to_string();
-    let server = Server::start_full(
-        &["--workers", "2", "--config", &file_arg],
-        &[("RINGCAST_LOG", "info")],
-        false,
-        true,
+    let file = config_file(
+        "reload-limit",
+        &[app("a", "max_connections = 1"), app("b", "")].concat(),
     );
+    let write = |text: &str| std::fs::write(&file, text).unwrap();
+    let server = start_on(&file, &[]);
     let mut a1 = subscribed(&server, "a");
     let mut b1 = subscribed(&server, "b");
     refused_over_quota(&server, "a");
@@ -250,20 +260,14 @@ fn sighup_changes_an_app_limit_without_touching_the_other_apps_connections() {
 fn sighup_in_a_cluster_gives_the_redis_link_the_new_apps() {
     let mut redis = support::redis_server::RedisServer::start();
     let rport = redis.port.to_string();
-    let dir = std::env::temp_dir().join(format!("ringcast-reload-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ringcast.toml");
-    std::fs::write(&file, app("a", "")).unwrap();
-    let file_arg = file.to_string_lossy().to_string();
+    let file = config_file("reload-cluster", &app("a", ""));
     let env = [
-        ("RINGCAST_LOG", "info"),
         ("REVERB_SCALING_ENABLED", "true"),
         ("REDIS_HOST", "127.0.0.1"),
         ("REDIS_PORT", rport.as_str()),
     ];
-    let args = ["--workers", "2", "--config", file_arg.as_str()];
-    let one = Server::start_full(&args, &env, false, true);
-    let two = Server::start_full(&args, &env, false, true);
+    let one = start_on(&file, &env);
+    let two = start_on(&file, &env);
     let mut a = subscribed(&two, "a");
 
     // b is added on both nodes; a stays as it was.

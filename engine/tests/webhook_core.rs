@@ -270,38 +270,13 @@ fn simultaneous_cache_misses_are_one_webhook() {
     assert_eq!(misses(&sim), 2, "a hit is no miss");
 }
 
-#[test]
-fn subscription_count_webhooks_follow_the_count_events() {
-    let mut app = app_with_hooks(&[EventKind::SubscriptionCount], true);
-    app.subscription_count = true;
-    let mut sim = Sim::with(2, vec![app], Limits::default());
-    let ch = sim.channel_owned_by("counted-", 0);
-    let a = sim.connect(1);
-    let b = sim.connect(0);
-    sim.subscribe(a, &ch);
-    sim.deliver_all();
-    sim.subscribe(b, &ch);
-    sim.deliver_all();
-    sim.unsubscribe(a, &ch);
-    sim.deliver_all();
-    assert_eq!(
-        sim.hook_log(),
-        [
-            format!("subscription_count {ch} 1"),
-            format!("subscription_count {ch} 2"),
-            format!("subscription_count {ch} 1"),
-        ]
-    );
-    let last = sim.events_named(b, "pusher_internal:subscription_count");
-    assert_eq!(data_of(last.last().unwrap())["subscription_count"], 1);
-}
-
-#[test]
-fn subscription_count_webhooks_need_no_count_events() {
-    // The app sends no `pusher_internal:subscription_count`; its webhook still gets each count.
+/// Two subscribers of a channel owned by worker 0, one on each worker, the first of which
+/// leaves again, for an app with a `subscription_count` webhook (and the client-facing count
+/// events if `counts`): the webhook gets each count, 1, 2, 1, whatever `counts` says.
+fn count_webhooks_of_two_subscribers(counts: bool) -> (Sim, Conn, Conn) {
     let mut sim = Sim::with(
         2,
-        vec![app_with_hooks(&[EventKind::SubscriptionCount], false)],
+        vec![app_with_hooks(&[EventKind::SubscriptionCount], counts)],
         Limits::default(),
     );
     let ch = sim.channel_owned_by("counted-", 0);
@@ -321,6 +296,20 @@ fn subscription_count_webhooks_need_no_count_events() {
             format!("subscription_count {ch} 1"),
         ]
     );
+    (sim, a, b)
+}
+
+#[test]
+fn subscription_count_webhooks_follow_the_count_events() {
+    let (sim, _, b) = count_webhooks_of_two_subscribers(true);
+    let last = sim.events_named(b, "pusher_internal:subscription_count");
+    assert_eq!(data_of(last.last().unwrap())["subscription_count"], 1);
+}
+
+#[test]
+fn subscription_count_webhooks_need_no_count_events() {
+    // The app sends no `pusher_internal:subscription_count`; its webhook still gets each count.
+    let (sim, a, b) = count_webhooks_of_two_subscribers(false);
     for c in [a, b] {
         assert!(
             sim.events_named(c, "pusher_internal:subscription_count")
