@@ -208,6 +208,21 @@ pub struct Counters {
     pub overflowed: AtomicU64,
 }
 
+impl Counters {
+    /// Counts `left` events of the webhook to `url` as dropped, and logs them: what was still
+    /// unsent when the shutdown's deadline came.
+    fn unsent_at_shutdown(&self, url: &str, left: u64) {
+        if left > 0 {
+            self.dropped.fetch_add(left, Ordering::Relaxed);
+            tracing::warn!(
+                url = %url,
+                events = left,
+                "webhook events not sent before the shutdown deadline"
+            );
+        }
+    }
+}
+
 /// One webhook at run time: its filter and its queue.
 struct Target {
     mask: u8,
@@ -417,15 +432,8 @@ impl Webhooks {
             if !r.held.settle() {
                 continue;
             }
-            let left = r.held.take() + r.queue.len() as u64;
-            if left > 0 {
-                r.counters.dropped.fetch_add(left, Ordering::Relaxed);
-                tracing::warn!(
-                    url = %r.url,
-                    events = left,
-                    "webhook events not sent before the shutdown deadline"
-                );
-            }
+            r.counters
+                .unsent_at_shutdown(&r.url, r.held.take() + r.queue.len() as u64);
         }
     }
 }

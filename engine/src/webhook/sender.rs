@@ -224,15 +224,8 @@ impl Sender {
             // The shutdown stopped waiting for this thread and counted its events.
             return;
         }
-        let left = self.rx.len() as u64;
-        if left > 0 {
-            self.counters.dropped.fetch_add(left, Ordering::Relaxed);
-            tracing::warn!(
-                url = %self.url,
-                events = left,
-                "webhook events not sent before the shutdown deadline"
-            );
-        }
+        self.counters
+            .unsent_at_shutdown(&self.url, self.rx.len() as u64);
     }
 
     /// The next event: waits for one until shutdown; after it, takes what is queued while the
